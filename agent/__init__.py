@@ -1,0 +1,1 @@
+"""synthloop agent: the LangGraph state machine, its CLI and chat front-ends."""

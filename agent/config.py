@@ -1,0 +1,91 @@
+"""Run configuration: which backends to use and how to reach the LLM.
+
+Loaded from a YAML/JSON file (`--config FILE`) and the environment; every field has a default that runs on a
+fresh CPU machine (the embedded defaults in DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is unusable; the message names the problem."""
+
+
+class LLMConfig(BaseModel):
+    """How to reach the planner LLM. `base_url=None` means: start the embedded llama.cpp server."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint, e.g. http://host/v1")
+    model: str = Field(default="smollm2-135m-instruct", description="Model name sent to the endpoint.")
+    api_key_env: str = Field(default="SYNTHLOOP_LLM_API_KEY", description="Environment variable with the key.")
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=10, description="Retries on connection errors, 429, 5xx.")
+    max_reasks: int = Field(default=2, ge=0, le=5, description="Re-asks when the output fails validation.")
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    structured_output: str = Field(
+        default="json_object_schema",
+        pattern="^(json_object_schema|json_schema|json_object|none)$",
+        description="How the schema is sent: llama.cpp takes json_object+schema, OpenAI json_schema.",
+    )
+    gguf_path: str | None = Field(default=None, description="GGUF for the embedded server (default: SmolLM2).")
+    n_threads: int = Field(default=2, ge=1, le=256)
+
+    def api_key(self) -> str:
+        """The API key from the environment (a placeholder for local servers that need none)."""
+        return os.environ.get(self.api_key_env, "not-needed")
+
+
+class RunConfig(BaseModel):
+    """Everything about a run that is not the dataset spec itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    layout: str = Field(default="procedural")
+    renderer: str = Field(default="compositor")
+    annotator: str = Field(default="exact")
+    batch_size: int = Field(default=32, ge=1, le=4096, description="Samples per graph step.")
+    workers: int = Field(default=2, ge=1, le=256, description="Threads for rendering and encoding.")
+    min_visible_fraction: float = Field(default=0.25, ge=0.0, le=1.0)
+    min_box_side_px: float = Field(default=4.0, ge=0.0)
+    near_duplicate_max_hamming: int = Field(default=4, ge=0, le=64)
+    png_compress_level: int = Field(default=1, ge=0, le=9)
+
+
+def load_config(path: str | Path | None) -> RunConfig:
+    """Read a RunConfig from YAML/JSON; environment variables override the LLM endpoint.
+
+    SYNTHLOOP_LLM_BASE_URL and SYNTHLOOP_LLM_MODEL point the planner at any OpenAI-compatible endpoint.
+    """
+    data: dict = {}
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"config file not found: {file}")
+        try:
+            text = file.read_text(encoding="utf-8")
+            data = (json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)) or {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config {file}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"config {file} must hold a mapping, not {type(data).__name__}")
+    llm = dict(data.get("llm") or {})
+    if os.environ.get("SYNTHLOOP_LLM_BASE_URL"):
+        llm["base_url"] = os.environ["SYNTHLOOP_LLM_BASE_URL"]
+    if os.environ.get("SYNTHLOOP_LLM_MODEL"):
+        llm["model"] = os.environ["SYNTHLOOP_LLM_MODEL"]
+    data["llm"] = llm
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid config value '{where}': {first['msg']}") from exc

@@ -1,0 +1,1 @@
+"""Evaluations and benchmarks: measured and printed, never asserted in CI."""

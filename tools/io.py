@@ -1,0 +1,59 @@
+"""Atomic file writes: a reader sees the old file or the new one, never half of either."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and an atomic rename."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Atomically write UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike[str], value: Any, *, indent: int | None = None) -> None:
+    """Atomically write `value` as JSON (keys kept in insertion order, so output is reproducible)."""
+    atomic_write_text(path, json.dumps(value, indent=indent, ensure_ascii=False) + "\n")
+
+
+def atomic_write_jsonl(path: str | os.PathLike[str], rows: Iterable[Any]) -> None:
+    """Atomically write one JSON value per line."""
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def encode_png(image: Any, *, compress_level: int = 1) -> bytes:
+    """Encode an (H, W, 3) uint8 array (or PIL image) as PNG bytes.
+
+    Level 1 zlib keeps encoding a 512² image to a few milliseconds; PNG stays lossless at any level.
+    """
+    import io
+
+    from PIL import Image
+
+    pil = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    buffer = io.BytesIO()
+    pil.save(buffer, format="PNG", compress_level=compress_level)
+    return buffer.getvalue()
+
+
+def atomic_write_png(path: str | os.PathLike[str], image: Any, *, compress_level: int = 1) -> None:
+    """Atomically write an image as PNG."""
+    atomic_write_bytes(path, encode_png(image, compress_level=compress_level))

@@ -1,0 +1,18 @@
+"""The layout protocol: a TaskSpec and a seed in, one `Layout` out."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from synthloop.tools.types import Layout, TaskSpec
+
+
+@runtime_checkable
+class LayoutSampler(Protocol):
+    """Places objects for one image. Same spec + seed → same layout."""
+
+    id: str
+
+    def sample(self, spec: TaskSpec, seed: int) -> Layout:
+        """Return a valid layout (in bounds, counts and overlap limits from the spec) for `seed`."""
+        ...
