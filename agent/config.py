@@ -56,7 +56,7 @@ class RunConfig(BaseModel):
     workers: int = Field(default=2, ge=1, le=256, description="Threads for rendering and encoding.")
     min_visible_fraction: float = Field(default=0.25, ge=0.0, le=1.0)
     min_box_side_px: float = Field(default=4.0, ge=0.0)
-    near_duplicate_max_hamming: int = Field(default=4, ge=0, le=64)
+    near_duplicate_max_hamming: int = Field(default=12, ge=0, le=256)
     png_compress_level: int = Field(default=1, ge=0, le=9)
 
 

@@ -57,3 +57,30 @@ def encode_png(image: Any, *, compress_level: int = 1) -> bytes:
 def atomic_write_png(path: str | os.PathLike[str], image: Any, *, compress_level: int = 1) -> None:
     """Atomically write an image as PNG."""
     atomic_write_bytes(path, encode_png(image, compress_level=compress_level))
+
+
+def atomic_link_or_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Place `src` at `dst` as a hard link (a copy where links are impossible), replacing `dst` atomically.
+
+    The link or copy is made under a temporary name in `dst`'s folder and renamed over `dst`, so a reader
+    never sees a half-copied file.
+    """
+    import shutil
+
+    target = Path(dst)
+    if target.exists() and os.path.samefile(src, target):
+        return  # already linked (and rename() between two links of one file is a no-op that keeps both)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    os.unlink(tmp)
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:  # cross-device, or a filesystem without hard links
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, target)
+        Path(tmp).unlink(missing_ok=True)  # left behind when target was another link to the same file
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

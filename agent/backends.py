@@ -1,0 +1,54 @@
+"""Backend registry: config names → tool instances. Imports happen here, only for what is asked."""
+
+from __future__ import annotations
+
+from synthloop.agent.config import RunConfig
+from synthloop.agent.errors import UserInputError
+from synthloop.tools.annotate.base import Annotator
+from synthloop.tools.critic.base import Judge
+from synthloop.tools.critic.duplicates import DuplicateIndex, DuplicateJudge
+from synthloop.tools.critic.rules import ContentJudge, GeometryJudge, MaskBoxJudge, OcclusionJudge
+from synthloop.tools.layout.base import LayoutSampler
+from synthloop.tools.render.base import Renderer
+
+LAYOUTS = ("procedural",)
+RENDERERS = ("compositor",)
+ANNOTATORS = ("exact",)
+
+
+def make_sampler(name: str) -> LayoutSampler:
+    """The layout sampler called `name`."""
+    if name == "procedural":
+        from synthloop.tools.layout.procedural import ProceduralLayoutSampler
+
+        return ProceduralLayoutSampler()
+    raise UserInputError(f"unknown layout sampler '{name}' (available: {', '.join(LAYOUTS)})")
+
+
+def make_renderer(name: str) -> Renderer:
+    """The renderer called `name`."""
+    if name == "compositor":
+        from synthloop.tools.render.compositor import CompositorRenderer
+
+        return CompositorRenderer()
+    raise UserInputError(f"unknown renderer '{name}' (available: {', '.join(RENDERERS)})")
+
+
+def make_annotator(name: str) -> Annotator:
+    """The annotator called `name`."""
+    if name == "exact":
+        from synthloop.tools.annotate.exact import ExactAnnotator
+
+        return ExactAnnotator()
+    raise UserInputError(f"unknown annotator '{name}' (available: {', '.join(ANNOTATORS)})")
+
+
+def make_judges(config: RunConfig, duplicates: DuplicateIndex) -> list[Judge]:
+    """The embedded critic: rule judges in a fixed order (their verdicts are recorded in this order)."""
+    return [
+        GeometryJudge(min_side_px=config.min_box_side_px),
+        MaskBoxJudge(),
+        OcclusionJudge(min_visible_fraction=config.min_visible_fraction),
+        ContentJudge(),
+        DuplicateJudge(duplicates, max_hamming=config.near_duplicate_max_hamming),
+    ]

@@ -1,0 +1,298 @@
+"""The `synthloop` command line.
+
+Heavy modules (langgraph, backends, the LLM client) are imported inside the commands so `synthloop --help`
+stays fast. User mistakes print one `error: …` line on stderr and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import click
+import typer
+
+if TYPE_CHECKING:
+    from synthloop.agent.config import RunConfig
+    from synthloop.agent.deps import Planner
+    from synthloop.agent.runner import RunSummary
+
+app = typer.Typer(
+    name="synthloop",
+    help="Turn a plain-language request into a checked, exported computer-vision dataset.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+EXIT_USER_ERROR = 2
+MAX_IMAGES = 1_000_000
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="YAML/JSON run config (LLM endpoint, backends, budgets).")
+]
+
+
+class CliError(Exception):
+    """Raised inside commands for a user mistake; `main` prints it on one line."""
+
+
+def _load_config(path: Path | None) -> RunConfig:
+    from synthloop.agent.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _check_count(name: str, value: int | None, low: int, high: int) -> None:
+    if value is not None and not low <= value <= high:
+        raise CliError(f"{name} must be between {low} and {high}, got {value}")
+
+
+def _make_planner(config: RunConfig, n_images: int | None, seed: int | None) -> Planner:
+    """A planner that starts the LLM (embedded server or configured endpoint) on first use only."""
+    from synthloop.agent.planner import plan_request
+    from synthloop.tools.llm.local_server import client_from_config
+
+    client = None
+
+    def planner(request: str):  # noqa: ANN202 - returns TaskSpec
+        nonlocal client
+        if client is None:
+            client = client_from_config(config.llm)
+        return plan_request(request, client, n_images=n_images, seed=seed)
+
+    return planner
+
+
+class _Progress:
+    """A progress bar on stderr fed by the graph's events."""
+
+    def __init__(self, total: int | None = None) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("rejected {task.fields[rejected]}"), TimeRemainingColumn(), console=self.console,
+            transient=False,
+        )
+        self.task_id = None
+        self.rejected = 0
+        self.total = total
+
+    def __call__(self, event: str, data: dict[str, Any]) -> None:
+        if event == "planning":
+            self.console.print("planning…", style="dim")
+        elif event in ("kept", "rejected"):
+            if self.task_id is None:
+                self.progress.start()
+                self.task_id = self.progress.add_task("generating", total=self.total, rejected=0)
+            if event == "kept":
+                self.progress.advance(self.task_id)
+            else:
+                self.rejected += 1
+                self.progress.update(self.task_id, rejected=self.rejected)
+        elif event == "exporting":
+            self.console.print("exporting…", style="dim")
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+        if self.task_id is not None:
+            self.progress.update(self.task_id, total=total)
+
+    def stop(self) -> None:
+        if self.task_id is not None:
+            self.progress.stop()
+
+
+def _interactive_approval(progress: _Progress) -> Any:
+    """Ask the user at the terminal to approve the spec or answer the planner's question."""
+    from synthloop.agent.summary import format_spec
+    from synthloop.tools.types import TaskSpec
+
+    def handle(payload: dict[str, Any]) -> dict[str, Any]:
+        spec = TaskSpec.model_validate(payload["spec"])
+        typer.echo("Planned dataset:\n" + format_spec(spec), err=True)
+        if not sys.stdin.isatty() and sys.stdin.closed:
+            return {"action": "cancel"}
+        try:
+            if spec.questions:
+                answer = input(f"{spec.questions[0]} ").strip()
+                return {"action": "answer", "text": answer} if answer else {"action": "cancel"}
+            reply = input("Start? [Y/n] ").strip().lower()
+        except EOFError:
+            return {"action": "cancel"}
+        if reply in ("", "y", "yes"):
+            progress.set_total(spec.n_images)
+            return {"action": "approve"}
+        return {"action": "cancel"}
+
+    return handle
+
+
+def _finish(summary: RunSummary) -> None:
+    from synthloop.agent.summary import format_run
+
+    if summary.cancelled:
+        typer.echo("cancelled: nothing generated", err=True)
+        raise typer.Exit(1)
+    typer.echo(format_run(summary))
+    if summary.kept < summary.n_images:
+        raise typer.Exit(1)
+
+
+def _run_with_progress(start: Any, total: int | None) -> None:
+    progress = _Progress(total)
+    try:
+        summary = start(progress)
+    finally:
+        progress.stop()
+    _finish(summary)
+
+
+@app.command()
+def plan(
+    request: Annotated[str, typer.Argument(help="What dataset you want, in plain language.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the TaskSpec as JSON.")] = False,
+    n: Annotated[int | None, typer.Option("--n", help="Number of images (overrides the request).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Plan a request into a TaskSpec without generating anything. Never waits for input."""
+    _check_count("--n", n, 1, MAX_IMAGES)
+    _check_count("--seed", seed, 0, 2**32 - 1)
+    spec = _make_planner(_load_config(config), n, seed)(request)
+    if as_json:
+        typer.echo(json.dumps(spec.model_dump(mode="json"), indent=2))
+    else:
+        from synthloop.agent.summary import format_spec
+
+        typer.echo(format_spec(spec))
+
+
+@app.command()
+def generate(
+    request: Annotated[str, typer.Argument(help="What dataset you want, in plain language.")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory (new or empty).")],
+    n: Annotated[int | None, typer.Option("--n", help="Number of images (overrides the request).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (overrides the request).")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve the planned spec without asking; "
+                                                           "take documented defaults.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Plan a request, then generate, check and export the dataset."""
+    from synthloop.agent.runner import start_run
+
+    _check_count("--n", n, 1, MAX_IMAGES)
+    _check_count("--seed", seed, 0, 2**32 - 1)
+    if not request.strip():
+        raise CliError("the request is empty: describe the images you want")
+    cfg = _load_config(config)
+    planner = _make_planner(cfg, n, seed)
+
+    def start(progress: _Progress) -> RunSummary:
+        return start_run(out, cfg, request=request, planner=planner, auto_approve=yes,
+                         on_interrupt=None if yes else _interactive_approval(progress), progress=progress)
+
+    _run_with_progress(start, n)
+
+
+@app.command("run")
+def run_spec(
+    spec_file: Annotated[Path, typer.Argument(metavar="SPEC", help="TaskSpec as YAML or JSON.")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory (new or empty).")],
+    config: ConfigOption = None,
+) -> None:
+    """Generate a dataset from a spec file (no LLM needed)."""
+    from synthloop.agent.runner import start_run
+    from synthloop.agent.specfile import load_spec_file
+
+    spec = load_spec_file(spec_file)
+    cfg = _load_config(config)
+    _run_with_progress(lambda progress: start_run(out, cfg, spec=spec, auto_approve=True, progress=progress),
+                       spec.n_images)
+
+
+@app.command()
+def resume(
+    out: Annotated[Path, typer.Argument(metavar="DIR", help="Output directory of an interrupted run.")],
+) -> None:
+    """Continue an interrupted run from its last checkpoint."""
+    from synthloop.agent.config import RunConfig
+    from synthloop.agent.runner import read_run_file, resume_run
+
+    run = read_run_file(out)
+    planner = _make_planner(RunConfig.model_validate(run["config"]), None, None)
+
+    def start(progress: _Progress) -> RunSummary:
+        return resume_run(out, planner=planner, on_interrupt=_interactive_approval(progress), progress=progress)
+
+    _run_with_progress(start, None)
+
+
+@app.command()
+def validate(
+    out: Annotated[Path, typer.Argument(metavar="DIR", help="An exported dataset directory.")],
+) -> None:
+    """Check an exported dataset; exit non-zero on any defect."""
+    from synthloop.tools.export.validate import validate_dataset
+
+    if not out.is_dir():
+        raise CliError(f"{out} is not a directory")
+    defects = validate_dataset(out)
+    for defect in defects:
+        typer.echo(f"defect: {defect}")
+    if defects:
+        typer.echo(f"{out}: {len(defects)} defect(s)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{out}: valid")
+
+
+@app.command()
+def bench(
+    n: Annotated[int, typer.Option("--n", help="Images per measurement.")] = 200,
+    size: Annotated[int, typer.Option("--size", help="Image side in pixels.")] = 512,
+    workers: Annotated[int, typer.Option("--workers", help="Render threads.")] = 2,
+) -> None:
+    """Measure compositor-only and end-to-end throughput, and the orchestration share."""
+    from synthloop.evals.throughput import format_bench, run_bench
+
+    _check_count("--n", n, 1, 100_000)
+    _check_count("--size", size, 32, 4096)
+    _check_count("--workers", workers, 1, 256)
+    typer.echo(format_bench(run_bench(n=n, size=size, workers=workers)))
+
+
+def main() -> None:
+    """Entry point: run the app, turning user mistakes into one line on stderr and exit code 2."""
+    from synthloop.agent.errors import UserInputError
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(standalone_mode=False)
+    except (CliError, UserInputError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    except click.exceptions.UsageError as exc:
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: `synthloop resume DIR` continues the run", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

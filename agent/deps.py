@@ -1,0 +1,76 @@
+"""Loaded backends and per-run resources, passed to every node as the LangGraph runtime context.
+
+Nothing here is checkpointed: on resume the runner builds `Deps` again from the config and the output
+directory (the duplicate index is rebuilt from the kept records on disk).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from synthloop.agent.config import RunConfig
+from synthloop.tools.annotate.base import Annotator
+from synthloop.tools.critic.base import Judge
+from synthloop.tools.critic.duplicates import DuplicateIndex
+from synthloop.tools.layout.base import LayoutSampler
+from synthloop.tools.render.base import Renderer, RenderResult
+from synthloop.tools.types import TaskSpec
+
+Planner = Callable[[str], TaskSpec]
+ProgressCallback = Callable[[str, dict], None]
+
+
+@dataclass
+class Timers:
+    """Seconds spent per phase, accumulated across the run (thread-safe)."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time a block and add it to `name`."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            with self._lock:
+                self.seconds[name] += elapsed
+
+
+@dataclass
+class Deps:
+    """Everything a node needs besides the state."""
+
+    config: RunConfig
+    out_dir: Path
+    planner: Planner
+    sampler: LayoutSampler
+    renderer: Renderer
+    annotator: Annotator
+    judges: list[Judge]
+    duplicates: DuplicateIndex
+    executor: ThreadPoolExecutor
+    auto_approve: bool = False
+    progress: ProgressCallback | None = None
+    timers: Timers = field(default_factory=Timers)
+    # Renders of the batch in flight, by sample id. Lost on a crash; nodes re-render (deterministic) then.
+    scratch: dict[str, RenderResult] = field(default_factory=dict)
+
+    @property
+    def work_dir(self) -> Path:
+        """Where per-sample records and the checkpoint live (hidden inside the output directory)."""
+        return self.out_dir / ".work"
+
+    def report(self, event: str, **data: object) -> None:
+        """Tell the front-end (progress bar, chat) what happened."""
+        if self.progress is not None:
+            self.progress(event, data)

@@ -1,0 +1,204 @@
+"""Graph nodes. Each takes the state and the runtime context (`Deps`) and returns a partial state update.
+
+Work moves in batches: one pass of layout → render → annotate → critique handles up to `batch_size`
+samples, so orchestration cost per sample stays far below render cost.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+
+from synthloop.agent.deps import Deps
+from synthloop.agent.errors import UserInputError
+from synthloop.agent.state import RunState, Slot
+from synthloop.agent.store import load_kept, load_rejected, write_kept, write_rejected
+from synthloop.tools.critic.base import JudgeInput, combine_any_reject
+from synthloop.tools.critic.duplicates import difference_hash, pixel_sha256
+from synthloop.tools.export.records import export_all, write_spec
+from synthloop.tools.io import atomic_write_png
+from synthloop.tools.render.base import RenderResult
+from synthloop.tools.seeding import derive_seed, split_for_index
+from synthloop.tools.types import Decision, Sample, TaskSpec
+
+NO_CLASS_QUESTION_MARK = "Which objects"
+
+
+def _spec(state: RunState) -> TaskSpec:
+    return TaskSpec.model_validate(state["spec"])
+
+
+def plan(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
+    """Turn the request (plus any clarifying answers) into a TaskSpec."""
+    deps = runtime.context
+    request = " ".join([state.get("request", ""), *state.get("answers", [])]).strip()
+    deps.report("planning", request=request)
+    spec = deps.planner(request)
+    return {"spec": spec.model_dump(mode="json"), "approved": False}
+
+
+def approve(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
+    """Show the spec; wait for approval, an answer to the planner's question, or an edited spec.
+
+    With auto-approve (`--yes`) documented defaults are taken, except for the object classes: a run is
+    never started on classes the planner could not find in the request.
+    """
+    deps = runtime.context
+    spec = _spec(state)
+    blocking = [q for q in spec.questions if q.startswith(NO_CLASS_QUESTION_MARK)]
+    if deps.auto_approve:
+        if blocking:
+            raise UserInputError(f"the request names no object class I could find; {blocking[0]}")
+        write_spec(deps.out_dir, spec)
+        return {"approved": True}
+    reply = interrupt({"kind": "approve", "spec": state["spec"], "questions": spec.questions,
+                       "defaults_used": spec.defaults_used})
+    action = reply.get("action") if isinstance(reply, dict) else None
+    if action == "cancel":
+        return {"cancelled": True, "stop_reason": "cancelled by the user"}
+    if action == "answer":
+        return {"answers": [*state.get("answers", []), str(reply.get("text", ""))], "spec": None}
+    if action == "edit":
+        edited = TaskSpec.model_validate(reply["spec"])
+        write_spec(deps.out_dir, edited)
+        return {"spec": edited.model_dump(mode="json"), "approved": True}
+    if action == "approve":
+        if blocking:
+            raise UserInputError(f"cannot start without object classes; {blocking[0]}")
+        write_spec(deps.out_dir, spec)
+        return {"approved": True}
+    raise UserInputError(f"unknown reply to the approval question: {reply!r}")
+
+
+def layout(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
+    """Open the next batch: retried slots first, then fresh sample indices, within the attempt budget."""
+    deps = runtime.context
+    spec = _spec(state)
+    retries: list[Slot] = list(state.get("retry_slots", []))
+    next_index = state.get("next_index", 0)
+    attempts = state.get("attempts", 0)
+    budget = math.ceil(spec.n_images * spec.budgets.max_total_attempts_factor)
+    fresh_needed = spec.n_images - state.get("kept", 0) - len(retries)
+    slots: list[Slot] = []
+    while len(slots) < deps.config.batch_size and attempts + len(slots) < budget:
+        if retries:
+            slots.append(retries.pop(0))
+        elif fresh_needed > 0:
+            slots.append({"index": next_index, "attempt": 0})
+            next_index += 1
+            fresh_needed -= 1
+        else:
+            break
+    batch = []
+    with deps.timers.phase("layout"):
+        for slot in slots:
+            index, attempt = slot["index"], slot["attempt"]
+            seed = derive_seed(spec.seed, index, attempt)
+            split = split_for_index(index, spec.splits)
+            sample_id = f"{index:06d}"
+            sample = Sample(
+                id=sample_id, index=index, attempt=attempt, seed=seed, split=split,
+                image_path=f"images/{split}/{sample_id}.png", width=spec.width, height=spec.height,
+                layout=deps.sampler.sample(spec, seed),
+            )
+            batch.append(sample.model_dump(mode="json"))
+    update: dict[str, Any] = {"batch": batch, "retry_slots": retries, "next_index": next_index,
+                              "attempts": attempts + len(slots)}
+    if not batch:
+        update["stop_reason"] = (f"attempt budget exhausted ({attempts} attempts for {spec.n_images} images): "
+                                 f"kept {state.get('kept', 0)}")
+    return update
+
+
+def _render_one(deps: Deps, spec: TaskSpec, sample: Sample) -> RenderResult:
+    result = deps.renderer.render(sample.layout, spec, sample.seed)
+    atomic_write_png(deps.out_dir / sample.image_path, result.image,
+                     compress_level=deps.config.png_compress_level)
+    return result
+
+
+def render(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
+    """Render the batch in parallel and write each image (PNG, atomically) to its final path."""
+    deps = runtime.context
+    spec = _spec(state)
+    samples = [Sample.model_validate(s) for s in state["batch"]]
+    with deps.timers.phase("render"):
+        results = list(deps.executor.map(lambda s: _render_one(deps, spec, s), samples))
+    batch = []
+    for sample, result in zip(samples, results, strict=True):
+        deps.scratch[sample.id] = result
+        backend = {**result.backend, "layout": deps.sampler.id}
+        batch.append(sample.model_copy(update={"backend": backend, "prompt": result.prompt}).model_dump(mode="json"))
+    deps.report("rendered", n=len(batch))
+    return {"batch": batch}
+
+
+def _render_for(deps: Deps, spec: TaskSpec, sample: Sample) -> RenderResult:
+    """The batch's render from scratch memory, or rendered again (deterministically) after a resume."""
+    cached = deps.scratch.get(sample.id)
+    if cached is None:
+        with deps.timers.phase("render"):
+            cached = _render_one(deps, spec, sample)
+        deps.scratch[sample.id] = cached
+    return cached
+
+
+def annotate(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
+    """Annotate every sample of the batch."""
+    deps = runtime.context
+    spec = _spec(state)
+    samples = [Sample.model_validate(s) for s in state["batch"]]
+    renders = [_render_for(deps, spec, s) for s in samples]
+    with deps.timers.phase("annotate"):
+        annotations = list(deps.executor.map(
+            lambda pair: deps.annotator.annotate(pair[0].layout, pair[1], spec), zip(samples, renders, strict=True)))
+    batch = [
+        s.model_copy(update={"annotation": a, "backend": {**s.backend, "annotator": deps.annotator.id}})
+        .model_dump(mode="json")
+        for s, a in zip(samples, annotations, strict=True)
+    ]
+    return {"batch": batch}
+
+
+def critique(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
+    """Judge each sample in index order; keep, or reject and queue a new attempt within the budget."""
+    deps = runtime.context
+    spec = _spec(state)
+    samples = sorted((Sample.model_validate(s) for s in state["batch"]), key=lambda s: s.index)
+    kept, rejected = state.get("kept", 0), state.get("rejected", 0)
+    retries: list[Slot] = list(state.get("retry_slots", []))
+    for sample in samples:
+        image = _render_for(deps, spec, sample).image
+        with deps.timers.phase("critique"):
+            sample = sample.model_copy(update={"image_sha256": pixel_sha256(image), "phash": difference_hash(image)})
+            verdicts = [judge.judge(JudgeInput(sample=sample, image=image, spec=spec)) for judge in deps.judges]
+            sample = sample.model_copy(update={"verdicts": verdicts})
+        with deps.timers.phase("store"):
+            if combine_any_reject(verdicts) == Decision.accept:
+                write_kept(deps.work_dir, sample)
+                deps.duplicates.add(sample.id, sample.image_sha256 or "", sample.phash or "")
+                kept += 1
+                deps.report("kept", id=sample.id)
+            else:
+                row = write_rejected(deps.work_dir, deps.out_dir, sample)
+                rejected += 1
+                if sample.attempt + 1 < spec.budgets.max_attempts_per_image:
+                    retries.append({"index": sample.index, "attempt": sample.attempt + 1})
+                deps.report("rejected", id=sample.id, reasons=row["reasons"])
+        deps.scratch.pop(sample.id, None)
+    return {"batch": [], "kept": kept, "rejected": rejected, "retry_slots": retries}
+
+
+def export(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
+    """Write every requested format, the manifest, rejected.jsonl and the dataset card."""
+    deps = runtime.context
+    spec = _spec(state)
+    deps.report("exporting")
+    with deps.timers.phase("export"):
+        samples = load_kept(deps.work_dir)
+        export_all(deps.out_dir, spec, samples, load_rejected(deps.work_dir),
+                   extra={"stop_reason": state.get("stop_reason", "")})
+    return {"exported": True}

@@ -1,0 +1,190 @@
+"""Starting, driving and resuming runs: output directory checks, checkpointer, deps, interrupts.
+
+A run lives in its output directory: `.work/run.json` (what was asked and with which config),
+`.work/checkpoints.sqlite` (LangGraph's SQLite checkpointer, one thread per run) and the per-sample records
+(see `store.py`). `resume_run` rebuilds everything from there.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.types import Command
+
+from synthloop.agent.backends import make_annotator, make_judges, make_renderer, make_sampler
+from synthloop.agent.config import RunConfig
+from synthloop.agent.deps import Deps, Planner, ProgressCallback
+from synthloop.agent.errors import UserInputError
+from synthloop.agent.graph import build_graph
+from synthloop.agent.store import load_kept
+from synthloop.tools.critic.duplicates import DuplicateIndex
+from synthloop.tools.io import atomic_write_json
+from synthloop.tools.types import TaskSpec
+
+RUN_FILE = ".work/run.json"
+CHECKPOINT_FILE = ".work/checkpoints.sqlite"
+InterruptHandler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass
+class RunSummary:
+    """What a finished (or stopped) run produced."""
+
+    out_dir: Path
+    n_images: int = 0
+    kept: int = 0
+    rejected: int = 0
+    attempts: int = 0
+    seconds: float = 0.0
+    exported: bool = False
+    cancelled: bool = False
+    stop_reason: str = ""
+    spec: TaskSpec | None = None
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def prepare_new_out_dir(out_dir: Path) -> None:
+    """Create `out_dir` for a new run, refusing a file, a non-empty folder or an existing run."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserInputError(f"output path {out_dir} is a file, not a directory")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if (out_dir / RUN_FILE).is_file():
+            raise UserInputError(f"{out_dir} already holds a synthloop run: `synthloop resume {out_dir}` "
+                                 "continues it; choose a new --out for a new run")
+        raise UserInputError(f"output directory {out_dir} is not empty; choose a new or empty directory")
+    try:
+        (out_dir / ".work").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserInputError(f"cannot create output directory {out_dir}: {exc.strerror}") from exc
+
+
+def build_deps(
+    out_dir: Path,
+    config: RunConfig,
+    planner: Planner,
+    *,
+    auto_approve: bool,
+    progress: ProgressCallback | None,
+    executor: ThreadPoolExecutor,
+) -> Deps:
+    """Load the configured backends; rebuild the duplicate index from samples already kept (resume)."""
+    duplicates = DuplicateIndex()
+    deps = Deps(
+        config=config, out_dir=out_dir, planner=planner, sampler=make_sampler(config.layout),
+        renderer=make_renderer(config.renderer), annotator=make_annotator(config.annotator),
+        judges=make_judges(config, duplicates), duplicates=duplicates, executor=executor,
+        auto_approve=auto_approve, progress=progress,
+    )
+    for sample in load_kept(deps.work_dir):
+        duplicates.add(sample.id, sample.image_sha256 or "", sample.phash or "")
+    return deps
+
+
+def _no_planner(request: str) -> TaskSpec:
+    raise UserInputError("this run has no planner: it was started from a spec file")
+
+
+def _drive(
+    out_dir: Path,
+    thread_id: str,
+    first_input: Any,
+    deps: Deps,
+    on_interrupt: InterruptHandler | None,
+) -> RunSummary:
+    started = time.perf_counter()
+    graph_config = {"configurable": {"thread_id": thread_id}, "recursion_limit": 1_000_000}
+    with closing(sqlite3.connect(out_dir / CHECKPOINT_FILE, check_same_thread=False)) as connection:
+        graph = build_graph(SqliteSaver(connection))
+        value = first_input
+        while True:
+            pending = None
+            for chunk in graph.stream(value, graph_config, context=deps, stream_mode="updates"):
+                if "__interrupt__" in chunk:
+                    pending = chunk["__interrupt__"][0].value
+            if pending is None:
+                break
+            if on_interrupt is None:
+                raise UserInputError("the run waits for approval of its spec; pass --yes to approve it "
+                                     "non-interactively")
+            value = Command(resume=on_interrupt(pending))
+        state = graph.get_state(graph_config).values
+    spec = TaskSpec.model_validate(state["spec"]) if state.get("spec") else None
+    return RunSummary(
+        out_dir=out_dir, n_images=spec.n_images if spec else 0, kept=state.get("kept", 0),
+        rejected=state.get("rejected", 0), attempts=state.get("attempts", 0),
+        seconds=time.perf_counter() - started, exported=bool(state.get("exported")),
+        cancelled=bool(state.get("cancelled")), stop_reason=state.get("stop_reason", ""), spec=spec,
+        phase_seconds=dict(deps.timers.seconds),
+    )
+
+
+def start_run(
+    out_dir: Path,
+    config: RunConfig,
+    *,
+    request: str | None = None,
+    spec: TaskSpec | None = None,
+    planner: Planner | None = None,
+    auto_approve: bool = False,
+    on_interrupt: InterruptHandler | None = None,
+    progress: ProgressCallback | None = None,
+) -> RunSummary:
+    """Start a new run from a request (planned by `planner`) or from a ready spec."""
+    if (request is None) == (spec is None):
+        raise ValueError("give exactly one of request or spec")
+    if spec is None and planner is None:
+        raise ValueError("a run from a request needs a planner")
+    out_dir = Path(out_dir)
+    prepare_new_out_dir(out_dir)
+    thread_id = uuid.uuid4().hex
+    atomic_write_json(out_dir / RUN_FILE, {
+        "thread_id": thread_id, "request": request, "auto_approve": auto_approve,
+        "config": config.model_dump(mode="json"),
+    }, indent=2)
+    first_input = {
+        "request": request or (spec.request if spec else ""), "spec": spec.model_dump(mode="json") if spec else None,
+        "answers": [], "retry_slots": [], "batch": [], "next_index": 0, "kept": 0, "rejected": 0, "attempts": 0,
+    }
+    with ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="synthloop") as executor:
+        deps = build_deps(out_dir, config, planner or _no_planner, auto_approve=auto_approve,
+                          progress=progress, executor=executor)
+        return _drive(out_dir, thread_id, first_input, deps, on_interrupt)
+
+
+def read_run_file(out_dir: Path) -> dict[str, Any]:
+    """The run description of an existing run directory."""
+    import json
+
+    run_file = Path(out_dir) / RUN_FILE
+    if not run_file.is_file():
+        raise UserInputError(f"{out_dir} holds no synthloop run (no {RUN_FILE})")
+    try:
+        return json.loads(run_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserInputError(f"cannot read {run_file}: {exc}") from exc
+
+
+def resume_run(
+    out_dir: Path,
+    *,
+    planner: Planner | None = None,
+    on_interrupt: InterruptHandler | None = None,
+    progress: ProgressCallback | None = None,
+) -> RunSummary:
+    """Continue an interrupted run from its last checkpoint, with the config it started with."""
+    out_dir = Path(out_dir)
+    run = read_run_file(out_dir)
+    config = RunConfig.model_validate(run["config"])
+    with ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="synthloop") as executor:
+        deps = build_deps(out_dir, config, planner or _no_planner, auto_approve=bool(run.get("auto_approve")),
+                          progress=progress, executor=executor)
+        return _drive(out_dir, run["thread_id"], None, deps, on_interrupt)

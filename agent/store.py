@@ -1,0 +1,75 @@
+"""Per-sample records on disk: the run's source of truth for kept and rejected samples.
+
+Layout inside the output directory (hidden work area, removed from nothing: resume and export read it):
+    .work/kept/{id}.json              one kept Sample (written atomically; rewriting it is idempotent)
+    .work/rejected/{id}-a{k}.json     one rejected attempt with its verdicts
+    rejected/{id}-a{k}.png            the rejected attempt's image, kept for inspection
+A crash between two writes leaves either the old or the new file, and re-running the batch rewrites the
+same content, so a resumed run neither loses nor duplicates a sample.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from synthloop.tools.io import atomic_write_json
+from synthloop.tools.types import Sample
+
+
+def kept_path(work_dir: Path, sample_id: str) -> Path:
+    """Record path of a kept sample."""
+    return work_dir / "kept" / f"{sample_id}.json"
+
+
+def write_kept(work_dir: Path, sample: Sample) -> None:
+    """Record a kept sample."""
+    atomic_write_json(kept_path(work_dir, sample.id), sample.model_dump(mode="json"))
+
+
+def rejected_row(sample: Sample, image_path: str) -> dict[str, Any]:
+    """The rejected.jsonl row of one rejected attempt: what was tried and every reason it failed."""
+    reasons = [f"{v.judge}: {r}" for v in sample.verdicts for r in v.reasons]
+    return {
+        "id": sample.id,
+        "index": sample.index,
+        "attempt": sample.attempt,
+        "seed": sample.seed,
+        "image_path": image_path,
+        "reasons": reasons,
+        "verdicts": [v.model_dump(mode="json") for v in sample.verdicts],
+        "layout": sample.layout.model_dump(mode="json"),
+        "backend": sample.backend,
+    }
+
+
+def write_rejected(work_dir: Path, out_dir: Path, sample: Sample) -> dict[str, Any]:
+    """Move the attempt's image to rejected/ and record why it was rejected; returns the row."""
+    name = f"{sample.id}-a{sample.attempt}"
+    image_rel = f"rejected/{name}.png"
+    source = out_dir / sample.image_path
+    if source.exists():
+        (out_dir / "rejected").mkdir(parents=True, exist_ok=True)
+        os.replace(source, out_dir / image_rel)
+    row = rejected_row(sample, image_rel)
+    atomic_write_json(work_dir / "rejected" / f"{name}.json", row)
+    return row
+
+
+def load_kept(work_dir: Path) -> list[Sample]:
+    """All kept samples, sorted by id."""
+    folder = work_dir / "kept"
+    if not folder.is_dir():
+        return []
+    return [Sample.model_validate_json(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
+
+
+def load_rejected(work_dir: Path) -> list[dict[str, Any]]:
+    """All rejected rows, sorted by (index, attempt)."""
+    folder = work_dir / "rejected"
+    if not folder.is_dir():
+        return []
+    rows = [json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("*.json")]
+    return sorted(rows, key=lambda r: (r["index"], r["attempt"]))
