@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 
 if TYPE_CHECKING:
@@ -281,14 +280,15 @@ def main() -> None:
     except (CliError, UserInputError) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USER_ERROR)
-    except click.exceptions.UsageError as exc:
-        typer.echo(f"error: {exc.format_message()}", err=True)
-        sys.exit(EXIT_USER_ERROR)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
+    except typer.TyperException as exc:  # typer's (vendored click) usage errors: bad or missing options
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        typer.echo(f"error: {message}", err=True)
+        sys.exit(getattr(exc, "exit_code", EXIT_USER_ERROR))
     except KeyboardInterrupt:
         typer.echo("interrupted: `synthloop resume DIR` continues the run", err=True)
         sys.exit(130)

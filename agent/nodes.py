@@ -199,6 +199,6 @@ def export(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     deps.report("exporting")
     with deps.timers.phase("export"):
         samples = load_kept(deps.work_dir)
-        export_all(deps.out_dir, spec, samples, load_rejected(deps.work_dir),
+        export_all(deps.out_dir, spec, samples, rejected_rows=load_rejected(deps.work_dir),
                    extra={"stop_reason": state.get("stop_reason", "")})
     return {"exported": True}
