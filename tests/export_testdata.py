@@ -1,0 +1,144 @@
+"""Synthetic samples for the export tests: small PNGs with drawn shapes and their exact masks.
+
+Each image paints its objects back to front, so masks are what stays visible: some instances are split in two
+by an occluder, one is a ring with a hole, one is hidden completely (area 0), one has no mask (box only),
+and one image is empty. The `test` split has no samples (its COCO file must still be valid).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from synthloop.tools.io import atomic_write_png
+from synthloop.tools.masks import encode_rle, mask_bbox
+from synthloop.tools.types import (
+    Annotation,
+    ExportFormat,
+    Instance,
+    Layout,
+    LayoutObject,
+    ObjectSpec,
+    Sample,
+    Splits,
+    Task,
+    TaskSpec,
+)
+
+CLASSES = ["square", "disc", "ring"]
+WIDTH, HEIGHT = 96, 72
+
+
+def make_spec(
+    formats: tuple[str, ...] = ("coco", "yolo", "hf"),
+    tasks: tuple[str, ...] = ("detection", "instance_segmentation"),
+) -> TaskSpec:
+    """A spec with three classes and train/val/test splits."""
+    return TaskSpec(
+        objects=[ObjectSpec(name=n, min_count=0, max_count=4) for n in CLASSES],
+        n_images=8,
+        width=WIDTH,
+        height=HEIGHT,
+        tasks=[Task(t) for t in tasks],
+        formats=[ExportFormat(f) for f in formats],
+        splits=Splits(train=0.6, val=0.2, test=0.2),
+        request="shapes on a grey background, boxes and masks",
+        seed=7,
+    )
+
+
+def _shape_mask(kind: str, box: tuple[int, int, int, int]) -> np.ndarray:
+    image = Image.new("L", (WIDTH, HEIGHT), 0)
+    draw = ImageDraw.Draw(image)
+    x0, y0, x1, y1 = box
+    if kind == "square":
+        draw.rectangle([x0, y0, x1 - 1, y1 - 1], fill=255)
+    elif kind == "disc":
+        draw.ellipse([x0, y0, x1 - 1, y1 - 1], fill=255)
+    else:
+        draw.ellipse([x0, y0, x1 - 1, y1 - 1], fill=255)
+        draw.ellipse([x0 + 5, y0 + 5, x1 - 6, y1 - 6], fill=0)
+    return np.asarray(image) > 0
+
+
+def _scene(rng: np.random.Generator, index: int) -> list[tuple[str, tuple[int, int, int, int]]]:
+    if index == 0:  # nothing to annotate
+        return []
+    if index == 1:  # a disc cut in two by a bar in front; a square fully hidden behind the bar
+        return [("disc", (10, 10, 60, 60)), ("square", (30, 30, 38, 38)), ("square", (28, 0, 40, 72))]
+    objects = []
+    for _ in range(int(rng.integers(1, 5))):
+        kind = CLASSES[int(rng.integers(0, 3))]
+        w, h = int(rng.integers(14, 40)), int(rng.integers(14, 40))
+        x, y = int(rng.integers(0, WIDTH - w)), int(rng.integers(0, HEIGHT - h))
+        objects.append((kind, (x, y, x + w, y + h)))
+    return objects
+
+
+def make_samples(out_dir: Path, n: int = 8, seed: int = 0) -> list[Sample]:
+    """Draw `n` images under out_dir/images/{split}/ and return their samples (ids s000, s001, ...)."""
+    rng = np.random.default_rng(seed)
+    samples = []
+    for index in range(n):
+        split = "val" if index % 4 == 3 else "train"
+        sample_id = f"s{index:03d}"
+        objects = _scene(rng, index)
+        pixels = np.full((HEIGHT, WIDTH, 3), 128, dtype=np.uint8)
+        visible: list[np.ndarray] = []
+        for k, (kind, box) in enumerate(objects):
+            mask = _shape_mask(kind, box)
+            for earlier in visible:
+                earlier &= ~mask
+            visible.append(mask)
+            pixels[mask] = (60 * (k + 1) % 256, 200 - 40 * k, 90 + 50 * CLASSES.index(kind))
+        instances = []
+        for k, ((kind, _), mask) in enumerate(zip(objects, visible, strict=True)):
+            area = int(mask.sum())
+            box_only = index == 2 and k == 0
+            instances.append(
+                Instance(
+                    category=kind,
+                    bbox=mask_bbox(mask),
+                    area=int(mask_bbox(mask)[2] * mask_bbox(mask)[3]) if box_only else area,
+                    segmentation=None if box_only or area == 0 else encode_rle(mask),
+                    layout_index=k,
+                )
+            )
+        image_path = f"images/{split}/{sample_id}.png"
+        atomic_write_png(out_dir / image_path, pixels)
+        layout = Layout(
+            width=WIDTH,
+            height=HEIGHT,
+            seed=seed + index,
+            objects=[
+                LayoutObject(category=kind, box=(x0 / WIDTH, y0 / HEIGHT, x1 / WIDTH, y1 / HEIGHT), depth=k)
+                for k, (kind, (x0, y0, x1, y1)) in enumerate(objects)
+            ],
+        )
+        samples.append(
+            Sample(
+                id=sample_id,
+                index=index,
+                attempt=0,
+                seed=seed + index,
+                split=split,
+                image_path=image_path,
+                width=WIDTH,
+                height=HEIGHT,
+                layout=layout,
+                annotation=Annotation(instances=instances, caption=f"{len(objects)} shapes"),
+                backend={"renderer": "test-painter", "annotator": "exact"},
+                prompt="shapes",
+            )
+        )
+    return samples
+
+
+def rejected_rows() -> list[dict]:
+    """Two rejected attempts in the shape agent/store.py writes."""
+    return [
+        {"id": "s001", "index": 1, "attempt": 0, "reasons": ["rules: box 3 too small"]},
+        {"id": "s004", "index": 4, "attempt": 1, "reasons": ["rules: box 1 too small", "rules: duplicate"]},
+    ]

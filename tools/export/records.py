@@ -1,0 +1,136 @@
+"""The run's record files (spec, manifest, rejections) and `export_all`, which writes a finished dataset.
+
+DIR/spec.json          the TaskSpec actually run (indented JSON)
+DIR/manifest.jsonl     one kept sample per line, sorted by id: exactly `Sample.model_dump(mode="json")`,
+                       so every line reads back with `Sample.model_validate` (provenance lives in the
+                       Sample: layout, prompt, seed, backend ids, verdicts, image hash, rating)
+DIR/rejected.jsonl     one rejected attempt per line, sorted by (index, attempt, id) when rows have them
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from synthloop.tools.export.base import Exporter
+from synthloop.tools.export.coco import CocoExporter
+from synthloop.tools.io import atomic_write_jsonl, atomic_write_text
+from synthloop.tools.types import ExportFormat, Sample, TaskSpec
+
+
+def write_spec(out_dir: Path, spec: TaskSpec) -> Path:
+    """Write `spec.json`; returns its path."""
+    path = Path(out_dir) / "spec.json"
+    atomic_write_text(path, spec.model_dump_json(indent=2) + "\n")
+    return path
+
+
+def write_manifest(out_dir: Path, samples: Iterable[Sample]) -> Path:
+    """Write `manifest.jsonl`, one sample per line sorted by id; returns its path."""
+    path = Path(out_dir) / "manifest.jsonl"
+    atomic_write_jsonl(path, (s.model_dump(mode="json") for s in sorted(samples, key=lambda s: s.id)))
+    return path
+
+
+def read_manifest(out_dir: Path) -> list[Sample]:
+    """The samples of `manifest.jsonl`, in file order."""
+    path = Path(out_dir) / "manifest.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [Sample.model_validate_json(line) for line in lines if line.strip()]
+
+
+def _row_dict(row: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
+    return row.model_dump(mode="json") if isinstance(row, BaseModel) else dict(row)
+
+
+def _row_key(row: dict[str, Any]) -> tuple[int, int, str]:
+    index, attempt = row.get("index"), row.get("attempt")
+    return (
+        index if isinstance(index, int) else -1,
+        attempt if isinstance(attempt, int) else -1,
+        str(row.get("id", "")),
+    )
+
+
+def write_rejected(out_dir: Path, rejected_rows: Iterable[Mapping[str, Any] | BaseModel]) -> Path:
+    """Write `rejected.jsonl` (dicts or pydantic models, sorted by index, attempt, id); returns its path."""
+    path = Path(out_dir) / "rejected.jsonl"
+    rows = sorted((_row_dict(r) for r in rejected_rows), key=_row_key)
+    atomic_write_jsonl(path, rows)
+    return path
+
+
+def read_rejected(out_dir: Path) -> list[dict[str, Any]]:
+    """The rows of `rejected.jsonl` ([] when the file does not exist)."""
+    path = Path(out_dir) / "rejected.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def make_exporter(fmt: ExportFormat | str) -> Exporter:
+    """A fresh exporter for one format; heavy dependencies load only when that format is used."""
+    fmt = ExportFormat(fmt)
+    if fmt is ExportFormat.coco:
+        return CocoExporter()
+    if fmt is ExportFormat.yolo:
+        from synthloop.tools.export.yolo import YoloExporter
+
+        return YoloExporter()
+    from synthloop.tools.export.hf import HFExporter
+
+    return HFExporter()
+
+
+def export_all(
+    out_dir: Path,
+    spec: TaskSpec,
+    samples: Iterable[Sample],
+    formats: Iterable[ExportFormat | str] | None = None,
+    *,
+    rejected_rows: Iterable[Mapping[str, Any] | BaseModel] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    card: bool = True,
+) -> dict[str, float]:
+    """Write the finished dataset: spec.json, every format, manifest.jsonl, rejected.jsonl, card.md.
+
+    1. `formats` defaults to spec.formats; COCO is always written (validation and the card read it).
+    2. Each exporter gets the samples sorted by id (setup → export_sample → close).
+    3. `rejected.jsonl` is written only when `rejected_rows` is given (the loop may own that file).
+    4. The card gets `extra` plus this function's own timings.
+    Returns the seconds each step took, e.g. {"export_coco_s": 0.12, ..., "card_s": 0.3}.
+    """
+    out_dir = Path(out_dir)
+    ordered = sorted(samples, key=lambda s: s.id)
+    wanted = [ExportFormat(f) for f in (spec.formats if formats is None else formats)]
+    chosen = [ExportFormat.coco, *(f for f in ExportFormat if f in wanted and f is not ExportFormat.coco)]
+    timings: dict[str, float] = {}
+
+    write_spec(out_dir, spec)
+    for fmt in chosen:
+        start = time.perf_counter()
+        exporter = make_exporter(fmt)
+        exporter.setup(out_dir, spec)
+        for sample in ordered:
+            exporter.export_sample(sample)
+        exporter.close()
+        timings[f"export_{fmt.value}_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    write_manifest(out_dir, ordered)
+    rows = [_row_dict(r) for r in rejected_rows] if rejected_rows is not None else None
+    if rows is not None:
+        write_rejected(out_dir, rows)
+    timings["records_s"] = time.perf_counter() - start
+    if card:
+        from synthloop.tools.export.card import write_card
+
+        start = time.perf_counter()
+        card_rows = rows if rows is not None else read_rejected(out_dir)
+        write_card(out_dir, spec, ordered, card_rows, {**(extra or {}), **timings})
+        timings["card_s"] = time.perf_counter() - start
+    return timings
