@@ -8,6 +8,7 @@ them is the critic's job, not the annotator's.
 from __future__ import annotations
 
 import numpy as np
+
 from synthloop.tools.geometry import scale_box
 from synthloop.tools.masks import encode_rle, mask_bbox
 from synthloop.tools.render.base import RenderResult

@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from synthloop.tools.types import Difficulty, Layout, LayoutObject, Relation, Task, TaskSpec
 
-MIN_BOX_PX = 4  # smaller boxes cannot show a recognisable shape
+MIN_BOX_PX = 8  # smaller boxes cannot show a recognisable shape (and the critic wants >= 4 px sides)
 MAX_RELATIONS_PER_OBJECT = 3
 _COVERAGE_GRID = 9  # occlusion is estimated on a 9×9 grid of points inside a box's inscribed ellipse
 

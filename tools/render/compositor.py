@@ -20,6 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
+
 from synthloop.tools.render.base import RenderResult
 from synthloop.tools.render.compositor_shapes import (
     TEXTURES,
@@ -66,13 +67,16 @@ class CompositorRenderer:
         bg_rng = np.random.default_rng([seed, scene_key])
         background = _background(width, height, bg_rng, light=_preferred_ground(layout.objects))
         _clutter(background, spec.difficulty, rng)
-        canvas = np.array(background)
+        ground = np.array(background)
+        canvas = ground.copy()
         instance_map = np.zeros((height, width), dtype=np.int32)
 
         amodal_areas = [0] * len(layout.objects)
         order = sorted(range(len(layout.objects)), key=lambda i: (layout.objects[i].depth, i))
         for index in order:
-            amodal_areas[index] = self._paint(canvas, instance_map, layout.objects[index], index + 1, rng)
+            amodal_areas[index] = self._paint(
+                canvas, ground, instance_map, layout.objects[index], index + 1, rng
+            )
 
         image = _domain_randomise(Image.fromarray(canvas), rng, self.blur_probability, self.noise)
         return RenderResult(
@@ -86,12 +90,17 @@ class CompositorRenderer:
     def _paint(
         self,
         canvas: np.ndarray,
+        ground: np.ndarray,
         instance_map: np.ndarray,
         obj: LayoutObject,
         label: int,
         rng: np.random.Generator,
     ) -> int:
-        """Draw one object into its box crop; return its full (amodal) pixel area."""
+        """Draw one object into its box crop; return its full (amodal) pixel area.
+
+        The object must stand out both from what it directly covers (`canvas`, objects behind included) and
+        from the bare background there (`ground`), since either can surround its visible outline.
+        """
         height, width = instance_map.shape
         x0, y0, x1, y1 = _pixel_box(obj.box, width, height)
         w, h = x1 - x0, y1 - y0
@@ -120,8 +129,9 @@ class CompositorRenderer:
         if not sub.any():
             stride, sub = 1, mask
         covered = crop[::stride, ::stride][sub].mean(axis=0)
+        bare = ground[y0:y1:stride, x0:x1:stride][sub].mean(axis=0)
         mean = colours[::stride, ::stride][sub].mean(axis=0)
-        colours = _ensure_contrast(colours, mean, covered, self.min_contrast)
+        colours = _ensure_contrast(colours, mean, [covered, bare], self.min_contrast)
 
         pixels = np.clip(colours, 0, 255).astype(np.uint8)
         np.copyto(crop, pixels, where=mask[:, :, None])
@@ -139,23 +149,27 @@ def _pixel_box(box: tuple[float, float, float, float], width: int, height: int) 
 
 
 def _ensure_contrast(
-    colours: np.ndarray, mean: np.ndarray, covered: np.ndarray, minimum: float
+    colours: np.ndarray, mean: np.ndarray, references: list[np.ndarray], minimum: float
 ) -> np.ndarray:
-    """Darken or lighten the object (keeping its hue) until its mean is `minimum` away from `covered`.
+    """Darken or lighten the object (keeping its hue) until its mean is `minimum` away from every reference.
 
-    `mean` is the object's mean colour, `covered` the mean of what it hides. The direction that needs the
-    smaller change wins, so a light object on a dark ground gets lighter.
+    `mean` is the object's mean colour, `references` mean colours of its surroundings. The smallest change
+    that works wins, the object's current side (lighter or darker than its surroundings) tried first.
     """
-    if float(np.linalg.norm(mean - covered)) >= minimum:
+
+    def far_enough(colour: np.ndarray) -> bool:
+        return all(float(np.linalg.norm(colour - r)) >= minimum for r in references)
+
+    if far_enough(mean):
         return colours
-    lighter_first = float(mean.mean()) >= float(covered.mean())
+    surround = float(np.mean(references))
+    lighter_first = float(mean.mean()) >= surround
     for step in (0.15, 0.3, 0.45, 0.6, 0.75, 0.9):
         for lighten in (lighter_first, not lighter_first):
             # Both transforms are affine, so the transformed mean predicts the result without touching pixels.
-            candidate = mean + (255.0 - mean) * step if lighten else mean * (1 - step)
-            if float(np.linalg.norm(candidate - covered)) >= minimum:
+            if far_enough(mean + (255.0 - mean) * step if lighten else mean * (1 - step)):
                 return _adjust(colours, step, lighten)
-    return _adjust(colours, 0.9, float(covered.mean()) < 128.0)
+    return _adjust(colours, 0.9, surround < 128.0)
 
 
 def _adjust(colours: np.ndarray, step: float, lighten: bool) -> np.ndarray:
