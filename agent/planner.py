@@ -1,0 +1,87 @@
+"""The planner: a plain-language request in, a grounded `TaskSpec` out.
+
+Two passes:
+1. the LLM (through `LLMClient.complete_json`, schema-constrained) fills a small `PlanProposal`: classes,
+   image count, size, tasks, formats, scene, style, difficulty;
+2. `grounding.ground_spec` keeps only what the request text backs and extracts deterministically what the
+   LLM missed (see `synthloop.agent.grounding`).
+
+`client=None` plans deterministically (pass 2 alone): no model needed, same guarantees, a little less recall
+on unusual phrasings. If the LLM answers with invalid output even after re-asks, the planner logs it and
+falls back to the deterministic pass; an unreachable endpoint (`LLMUnavailableError`) propagates, since the
+user configured it and can fix it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from synthloop.agent.grounding import PlanProposal, clean_request, ground_spec
+from synthloop.prompts import examples_sha256, load_examples, load_prompt
+from synthloop.tools.llm.client import LLMOutputError
+from synthloop.tools.types import TaskSpec
+
+if TYPE_CHECKING:
+    from synthloop.tools.llm.client import LLMClient
+
+logger = logging.getLogger(__name__)
+
+PROMPT_NAME = "plan_spec"
+EXAMPLES_NAME = "plan_spec_examples"
+MAX_PROPOSAL_TOKENS = 256
+# The model sees at most this much of the request; grounding always reads all of it.
+MAX_PROMPT_REQUEST_CHARS = 1500
+
+
+def plan_messages(request: str) -> list[dict[str, Any]]:
+    """The chat messages sent to the LLM: few-shot turns from the examples file, then the request."""
+    prompt = load_prompt(PROMPT_NAME)
+    messages: list[dict[str, Any]] = []
+    for example in load_examples(EXAMPLES_NAME):
+        messages.append({"role": "user", "content": prompt.render(request=example["request"])})
+        messages.append({"role": "assistant", "content": json.dumps(example["output"])})
+    messages.append({"role": "user", "content": prompt.render(request=request[:MAX_PROMPT_REQUEST_CHARS])})
+    return messages
+
+
+def prompt_provenance() -> dict[str, str]:
+    """Hashes of the planner's prompt template and examples, for manifests and eval reports."""
+    return {
+        "prompt": PROMPT_NAME,
+        "prompt_sha256": load_prompt(PROMPT_NAME).sha256,
+        "examples_sha256": examples_sha256(EXAMPLES_NAME),
+    }
+
+
+def propose(request: str, client: LLMClient) -> PlanProposal | None:
+    """Ask the LLM for a `PlanProposal`; None when its output stayed invalid after re-asks."""
+    try:
+        return client.complete_json(plan_messages(request), PlanProposal, max_tokens=MAX_PROPOSAL_TOKENS)
+    except LLMOutputError as exc:
+        logger.warning("planner LLM gave no valid proposal, planning deterministically: %s", exc)
+        return None
+
+
+def plan_request(
+    request: str,
+    client: LLMClient | None,
+    *,
+    n_images: int | None = None,
+    seed: int | None = None,
+) -> TaskSpec:
+    """Plan a dataset from a plain-language request.
+
+    The returned spec only contains classes and numbers that occur in the request; what is not stated gets
+    a default listed in `spec.defaults_used`, and anything the caller must settle (no object class found,
+    impossible counts or sizes) is in `spec.questions`. `n_images` / `seed` (e.g. from `--n` / `--seed`)
+    override the request; out-of-range values raise `ValueError`. Odd requests (empty, junk, prompt
+    injection) never raise: they give a spec with questions.
+    """
+    text = clean_request(request)
+    proposal = None
+    if client is not None and text.strip():
+        proposal = propose(text, client)
+        logger.debug("planner proposal: %s", proposal)
+    return ground_spec(text, proposal, n_images=n_images, seed=seed)
