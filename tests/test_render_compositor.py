@@ -192,3 +192,5 @@ def test_invalid_settings_are_rejected() -> None:
         CompositorRenderer(min_contrast=-1)
     with pytest.raises(ValueError, match="blur_probability"):
         CompositorRenderer(blur_probability=2)
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        RENDERER.render(_layout(), SPEC, -1)
