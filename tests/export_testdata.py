@@ -34,13 +34,15 @@ WIDTH, HEIGHT = 96, 72
 def make_spec(
     formats: tuple[str, ...] = ("coco", "yolo", "hf"),
     tasks: tuple[str, ...] = ("detection", "instance_segmentation"),
+    width: int = WIDTH,
+    height: int = HEIGHT,
 ) -> TaskSpec:
     """A spec with three classes and train/val/test splits."""
     return TaskSpec(
         objects=[ObjectSpec(name=n, min_count=0, max_count=4) for n in CLASSES],
         n_images=8,
-        width=WIDTH,
-        height=HEIGHT,
+        width=width,
+        height=height,
         tasks=[Task(t) for t in tasks],
         formats=[ExportFormat(f) for f in formats],
         splits=Splits(train=0.6, val=0.2, test=0.2),
@@ -49,8 +51,8 @@ def make_spec(
     )
 
 
-def _shape_mask(kind: str, box: tuple[int, int, int, int]) -> np.ndarray:
-    image = Image.new("L", (WIDTH, HEIGHT), 0)
+def _shape_mask(kind: str, box: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+    image = Image.new("L", size, 0)
     draw = ImageDraw.Draw(image)
     x0, y0, x1, y1 = box
     if kind == "square":
@@ -59,36 +61,46 @@ def _shape_mask(kind: str, box: tuple[int, int, int, int]) -> np.ndarray:
         draw.ellipse([x0, y0, x1 - 1, y1 - 1], fill=255)
     else:
         draw.ellipse([x0, y0, x1 - 1, y1 - 1], fill=255)
-        draw.ellipse([x0 + 5, y0 + 5, x1 - 6, y1 - 6], fill=0)
+        t = max(3, min(x1 - x0, y1 - y0) // 5)
+        draw.ellipse([x0 + t, y0 + t, x1 - 1 - t, y1 - 1 - t], fill=0)
     return np.asarray(image) > 0
 
 
-def _scene(rng: np.random.Generator, index: int) -> list[tuple[str, tuple[int, int, int, int]]]:
+def _scene(
+    rng: np.random.Generator, index: int, width: int, height: int
+) -> list[tuple[str, tuple[int, int, int, int]]]:
+    s = width / WIDTH
     if index == 0:  # nothing to annotate
         return []
     if index == 1:  # a disc cut in two by a bar in front; a square fully hidden behind the bar
-        return [("disc", (10, 10, 60, 60)), ("square", (30, 30, 38, 38)), ("square", (28, 0, 40, 72))]
+        return [
+            ("disc", (round(10 * s), round(10 * s), round(60 * s), round(60 * s))),
+            ("square", (round(30 * s), round(30 * s), round(38 * s), round(38 * s))),
+            ("square", (round(28 * s), 0, round(40 * s), height)),
+        ]
     objects = []
     for _ in range(int(rng.integers(1, 5))):
         kind = CLASSES[int(rng.integers(0, 3))]
-        w, h = int(rng.integers(14, 40)), int(rng.integers(14, 40))
-        x, y = int(rng.integers(0, WIDTH - w)), int(rng.integers(0, HEIGHT - h))
+        w, h = int(rng.integers(14 * s, 40 * s)), int(rng.integers(14 * s, 40 * s))
+        x, y = int(rng.integers(0, width - w)), int(rng.integers(0, height - h))
         objects.append((kind, (x, y, x + w, y + h)))
     return objects
 
 
-def make_samples(out_dir: Path, n: int = 8, seed: int = 0) -> list[Sample]:
+def make_samples(
+    out_dir: Path, n: int = 8, seed: int = 0, width: int = WIDTH, height: int = HEIGHT
+) -> list[Sample]:
     """Draw `n` images under out_dir/images/{split}/ and return their samples (ids s000, s001, ...)."""
     rng = np.random.default_rng(seed)
     samples = []
     for index in range(n):
         split = "val" if index % 4 == 3 else "train"
         sample_id = f"s{index:03d}"
-        objects = _scene(rng, index)
-        pixels = np.full((HEIGHT, WIDTH, 3), 128, dtype=np.uint8)
+        objects = _scene(rng, index, width, height)
+        pixels = np.full((height, width, 3), 128, dtype=np.uint8)
         visible: list[np.ndarray] = []
         for k, (kind, box) in enumerate(objects):
-            mask = _shape_mask(kind, box)
+            mask = _shape_mask(kind, box, (width, height))
             for earlier in visible:
                 earlier &= ~mask
             visible.append(mask)
@@ -109,11 +121,11 @@ def make_samples(out_dir: Path, n: int = 8, seed: int = 0) -> list[Sample]:
         image_path = f"images/{split}/{sample_id}.png"
         atomic_write_png(out_dir / image_path, pixels)
         layout = Layout(
-            width=WIDTH,
-            height=HEIGHT,
+            width=width,
+            height=height,
             seed=seed + index,
             objects=[
-                LayoutObject(category=kind, box=(x0 / WIDTH, y0 / HEIGHT, x1 / WIDTH, y1 / HEIGHT), depth=k)
+                LayoutObject(category=kind, box=(x0 / width, y0 / height, x1 / width, y1 / height), depth=k)
                 for k, (kind, (x0, y0, x1, y1)) in enumerate(objects)
             ],
         )
@@ -125,8 +137,8 @@ def make_samples(out_dir: Path, n: int = 8, seed: int = 0) -> list[Sample]:
                 seed=seed + index,
                 split=split,
                 image_path=image_path,
-                width=WIDTH,
-                height=HEIGHT,
+                width=width,
+                height=height,
                 layout=layout,
                 annotation=Annotation(instances=instances, caption=f"{len(objects)} shapes"),
                 backend={"renderer": "test-painter", "annotator": "exact"},

@@ -1,0 +1,55 @@
+"""Dataset card: card.md with the counts, and the two pictures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from export_testdata import make_samples, make_spec, rejected_rows
+from PIL import Image
+
+from synthloop.tools.export.card import reason_counts, size_bucket, write_card
+
+
+def test_card_reports_counts_and_draws_pictures(tmp_path: Path) -> None:
+    spec = make_spec()
+    samples = make_samples(tmp_path)
+    write_card(tmp_path, spec, samples, rejected_rows(), {"render_s": 1.25, "stop_reason": "done"})
+    card = (tmp_path / "card.md").read_text()
+
+    kept = [i for s in samples for i in s.annotation.instances if i.area > 0]
+    per_split = {
+        split: (
+            sum(s.split == split for s in samples),
+            sum(i.area > 0 for s in samples if s.split == split for i in s.annotation.instances),
+        )
+        for split in ("train", "val")
+    }
+    for split, (n_images, n_instances) in per_split.items():
+        assert f"| {split} | {n_images} | {n_instances} |" in card
+    assert f"| **total** | {len(samples)} | {len(kept)} |" in card
+    for name in spec.class_names:
+        total = sum(i.category == name for i in kept)
+        assert f"| {name} |" in card and f"| {total} |" in card
+    assert "| rules: box # too small | 2 |" in card and "| rules: duplicate | 1 |" in card
+    assert "| render_s | 1.250 |" in card and "| stop_reason | done |" in card
+    assert "| renderer | test-painter | 8 |" in card
+    small = sum(size_bucket(i.area) == "small" for i in kept)
+    assert f"| small | {small} |" in card
+    assert "![samples](card_samples.png)" in card and "![class balance](card_class_balance.png)" in card
+
+    with Image.open(tmp_path / "card_samples.png") as grid:
+        assert grid.width > 4 * 256 and grid.height > 2 * 256  # 8 samples: 4 columns, 2 rows
+    with Image.open(tmp_path / "card_class_balance.png") as chart:
+        assert chart.width > 300 and chart.height > 3 * 20
+
+
+def test_card_without_samples_or_rejections(tmp_path: Path) -> None:
+    write_card(tmp_path, make_spec(), [], [], None)
+    card = (tmp_path / "card.md").read_text()
+    assert "| **total** | 0 | 0 |" in card and "No rejected attempts." in card
+    assert (tmp_path / "card_samples.png").is_file()
+
+
+def test_reason_counts_group_numbers_and_accept_other_row_shapes() -> None:
+    rows = [{"reasons": ["box 3 too small", "box 12 too small"]}, {"reason": "blurry"}, {}]
+    assert reason_counts(rows) == {"box # too small": 2, "blurry": 1, "(no reason given)": 1}
