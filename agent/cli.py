@@ -61,7 +61,7 @@ def _make_planner(config: RunConfig, n_images: int | None, seed: int | None) -> 
 
     client = None
 
-    def planner(request: str):  # noqa: ANN202 - returns TaskSpec
+    def planner(request: str):
         nonlocal client
         if client is None:
             client = client_from_config(config.llm)
