@@ -24,6 +24,8 @@ from synthloop.tools.render.base import Renderer, RenderResult
 from synthloop.tools.types import TaskSpec
 
 Planner = Callable[[str], TaskSpec]
+# Applies one conversational edit ("make it 300", "add trucks", "YOLO instead") to a spec.
+Reviser = Callable[[TaskSpec, str], TaskSpec]
 ProgressCallback = Callable[[str, dict], None]
 
 
@@ -60,6 +62,7 @@ class Deps:
     duplicates: DuplicateIndex
     executor: ThreadPoolExecutor
     auto_approve: bool = False
+    reviser: Reviser | None = None
     progress: ProgressCallback | None = None
     timers: Timers = field(default_factory=Timers)
     # Renders of the batch in flight, by sample id. Lost on a crash; nodes re-render (deterministic) then.

@@ -77,9 +77,7 @@ class PlanProposal(BaseModel):
     width: int | None = None
     height: int | None = None
     tasks: Annotated[list[TaskName], _clip(6), Field(max_length=6)] = Field(default_factory=list)
-    formats: Annotated[list[Literal["coco", "yolo", "hf"]], _clip(3), Field(max_length=3)] = Field(
-        default_factory=list
-    )
+    formats: Annotated[list[Literal["coco", "yolo", "hf"]], _clip(3), Field(max_length=3)] = Field(default_factory=list)
     scene: Annotated[str, _clip(80), Field(max_length=80)] = ""
     style: Annotated[str, _clip(80), Field(max_length=80)] = ""
     difficulty: Literal["easy", "medium", "hard"] | None = None
@@ -105,9 +103,7 @@ _UNITS = {
         )
     )
 }
-_TENS = {
-    w: 10 * (i + 2) for i, w in enumerate(_ordered("twenty thirty forty fifty sixty seventy eighty ninety"))
-}
+_TENS = {w: 10 * (i + 2) for i, w in enumerate(_ordered("twenty thirty forty fifty sixty seventy eighty ninety"))}
 _SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000}
 _NUMBER_WORDS = {*_UNITS, *_TENS, *_SCALES, "dozen"}
 
@@ -240,7 +236,8 @@ _IRREGULAR_PLURALS = {
     "axes": "axe", "scarves": "scarf", "thieves": "thief", "cookies": "cookie", "movies": "movie",
     "pies": "pie", "ties": "tie", "skis": "skis", "scissors": "scissors", "glasses": "glass",
     "series": "series",
-    "species": "species", "sheep": "sheep", "fish": "fish", "deer": "deer", "bus": "bus", "gas": "gas",
+    "species": "species", "sheep": "sheep", "fish": "fish", "deer": "deer", "buses": "bus", "gases": "gas",
+    "lenses": "lens",
 }  # fmt: skip
 
 _TASK_PATTERNS: dict[Task, str] = {
@@ -343,9 +340,7 @@ def _is_negated(text: str, start: int) -> bool:
 
 def _find(pattern: str, text: str) -> list[re.Match[str]]:
     """Non-negated whole-word matches of a pattern."""
-    return [
-        m for m in re.finditer(rf"(?<![\w-])(?:{pattern})(?!\w)", text) if not _is_negated(text, m.start())
-    ]
+    return [m for m in re.finditer(rf"(?<![\w-])(?:{pattern})(?!\w)", text) if not _is_negated(text, m.start())]
 
 
 # --- numbers ---------------------------------------------------------------------------------------------
@@ -363,7 +358,10 @@ def _digit_value(token: str) -> float | None:
     m = _DIGITS.fullmatch(token)
     if m is None:
         return None
-    value = float(m.group(1).replace(",", "") + ("." + m.group(2) if m.group(2) else ""))
+    digits = m.group(1).replace(",", "")
+    if len(digits) > 15:  # absurd; still a number, so it ends up as an out-of-range question
+        return 1e15
+    value = float(digits + ("." + m.group(2) if m.group(2) else ""))
     return value * 1000 if m.group(3) else value
 
 
@@ -570,8 +568,10 @@ def _lookback(tokens: list[str], start: int) -> tuple[list[str], tuple[int, int]
     attrs: list[str] = []
     k = start - 1
     while k >= 0:
-        if tokens[k] in _COLOURS or tokens[k] in _ATTRIBUTE_WORDS or tokens[k] in _COLOUR_MODIFIERS:
+        if tokens[k] in _COLOURS or tokens[k] in _ATTRIBUTE_WORDS:
             attrs.insert(0, tokens[k])
+        elif tokens[k] in _COLOUR_MODIFIERS and attrs and attrs[0] in _COLOURS:
+            attrs[0] = f"{tokens[k]} {attrs[0]}"
         elif not (tokens[k] in ("and", "or", ",") and k > 0 and tokens[k - 1] in _COLOURS):  # "red and blue"
             break
         k -= 1
@@ -748,9 +748,7 @@ def _has_count_cue(tokens: list[str], index: int) -> bool:
     return any(w in cues for w in before) or before[-2:] in (["set", "of"], ["dataset", "of"])
 
 
-def _ground_llm_classes(
-    tokens: list[str], proposed: list[str], place_spans: list[tuple[int, int]]
-) -> list[_Candidate]:
+def _ground_llm_classes(tokens: list[str], proposed: list[str], place_spans: list[tuple[int, int]]) -> list[_Candidate]:
     found = []
     for raw in proposed:
         words = _TOKEN.findall(_normalise(raw))
@@ -777,9 +775,7 @@ def _merge(candidates: list[_Candidate]) -> list[_Candidate]:
             first.attributes = list(dict.fromkeys([*first.attributes, *cand.attributes]))
             first.count = first.count or cand.count
         else:
-            merged[cand.name] = _Candidate(
-                cand.name, cand.position, list(dict.fromkeys(cand.attributes)), cand.count
-            )
+            merged[cand.name] = _Candidate(cand.name, cand.position, list(dict.fromkeys(cand.attributes)), cand.count)
     # A one-word class that is the head of a longer one ("light" vs "traffic light") is the same object.
     names = list(merged)
     for name in names:
@@ -842,18 +838,14 @@ def ground_spec(
 
     classes = ex.classes
     if len(classes) > MAX_CLASSES:
-        questions.append(
-            f"The request names {len(classes)} object classes; only the first {MAX_CLASSES} were kept."
-        )
+        questions.append(f"The request names {len(classes)} object classes; only the first {MAX_CLASSES} were kept.")
         classes = classes[:MAX_CLASSES]
     objects = []
     for cand in classes:
         lo, hi = cand.count if cand.count else (1, 3)
         attributes = [a[:40] for a in cand.attributes[:8]]
         objects.append(ObjectSpec(name=cand.name, attributes=attributes, min_count=lo, max_count=hi))
-    if sum(o.max_count for o in objects) > MAX_OBJECTS_PER_IMAGE or (
-        objects and not any(o.max_count for o in objects)
-    ):
+    if sum(o.max_count for o in objects) > MAX_OBJECTS_PER_IMAGE or (objects and not any(o.max_count for o in objects)):
         questions.append(
             f"The per-image counts asked for add up to more than {MAX_OBJECTS_PER_IMAGE} objects (or none); "
             "how many of each object should an image hold?"

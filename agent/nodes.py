@@ -11,6 +11,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
+from pydantic import ValidationError
 
 from synthloop.agent.deps import Deps
 from synthloop.agent.errors import UserInputError
@@ -23,8 +24,6 @@ from synthloop.tools.io import atomic_write_png
 from synthloop.tools.render.base import RenderResult
 from synthloop.tools.seeding import derive_seed, split_for_index
 from synthloop.tools.types import Decision, Sample, TaskSpec
-
-NO_CLASS_QUESTION_MARK = "Which objects"
 
 
 def _spec(state: RunState) -> TaskSpec:
@@ -41,33 +40,49 @@ def plan(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
 
 
 def approve(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
-    """Show the spec; wait for approval, an answer to the planner's question, or an edited spec.
+    """Show the spec; wait for approval, an answer to the planner's question, an edit, or a cancel.
 
-    With auto-approve (`--yes`) documented defaults are taken, except for the object classes: a run is
-    never started on classes the planner could not find in the request.
+    Replies (the value the front-end resumes the interrupt with):
+      {"action": "approve"} · {"action": "cancel"} · {"action": "answer", "text": …} (plan again with it) ·
+      {"action": "message", "text": "make it 300"} (a conversational edit, applied by the reviser) ·
+      {"action": "edit", "spec": {…}} (a spec edited by hand, e.g. in the web table).
+    Edits lead back here, so the user approves the spec that will actually run. With auto-approve (`--yes`)
+    documented defaults are taken, but a spec with an open question is refused, never guessed.
     """
     deps = runtime.context
     spec = _spec(state)
-    blocking = [q for q in spec.questions if q.startswith(NO_CLASS_QUESTION_MARK)]
     if deps.auto_approve:
-        if blocking:
-            raise UserInputError(f"the request names no object class I could find; {blocking[0]}")
+        if spec.questions:
+            raise UserInputError(f"the plan has an open question: {spec.questions[0]} "
+                                 "(answer it in the request, or run without --yes)")
         write_spec(deps.out_dir, spec)
         return {"approved": True}
     reply = interrupt({"kind": "approve", "spec": state["spec"], "questions": spec.questions,
                        "defaults_used": spec.defaults_used})
     action = reply.get("action") if isinstance(reply, dict) else None
+    history = list(state.get("messages", []))
     if action == "cancel":
         return {"cancelled": True, "stop_reason": "cancelled by the user"}
     if action == "answer":
-        return {"answers": [*state.get("answers", []), str(reply.get("text", ""))], "spec": None}
+        text = str(reply.get("text", ""))
+        return {"answers": [*state.get("answers", []), text], "spec": None,
+                "messages": [*history, {"role": "user", "content": text}]}
+    if action == "message":
+        if deps.reviser is None:
+            raise UserInputError("this run cannot edit its spec in conversation (no planner configured)")
+        text = str(reply.get("text", ""))
+        revised = deps.reviser(spec, text)
+        return {"spec": revised.model_dump(mode="json"), "approved": False,
+                "messages": [*history, {"role": "user", "content": text}]}
     if action == "edit":
-        edited = TaskSpec.model_validate(reply["spec"])
-        write_spec(deps.out_dir, edited)
-        return {"spec": edited.model_dump(mode="json"), "approved": True}
+        try:
+            edited = TaskSpec.model_validate(reply["spec"])
+        except (KeyError, ValidationError) as exc:
+            raise UserInputError(f"the edited spec is invalid: {exc}") from exc
+        return {"spec": edited.model_dump(mode="json"), "approved": False}
     if action == "approve":
-        if blocking:
-            raise UserInputError(f"cannot start without object classes; {blocking[0]}")
+        if spec.questions:
+            raise UserInputError(f"cannot start with an open question: {spec.questions[0]}")
         write_spec(deps.out_dir, spec)
         return {"approved": True}
     raise UserInputError(f"unknown reply to the approval question: {reply!r}")

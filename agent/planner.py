@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+SYSTEM_PROMPT_NAME = "plan_spec_system"
 PROMPT_NAME = "plan_spec"
 EXAMPLES_NAME = "plan_spec_examples"
 MAX_PROPOSAL_TOKENS = 256
@@ -36,9 +37,13 @@ MAX_PROMPT_REQUEST_CHARS = 1500
 
 
 def plan_messages(request: str) -> list[dict[str, Any]]:
-    """The chat messages sent to the LLM: few-shot turns from the examples file, then the request."""
+    """The chat messages sent to the LLM: instructions, few-shot turns from the examples file, the request.
+
+    Everything before the last message is the same for every request, so llama.cpp's prompt cache reuses
+    it and only the request itself is processed per call.
+    """
     prompt = load_prompt(PROMPT_NAME)
-    messages: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = [{"role": "system", "content": load_prompt(SYSTEM_PROMPT_NAME).render()}]
     for example in load_examples(EXAMPLES_NAME):
         messages.append({"role": "user", "content": prompt.render(request=example["request"])})
         messages.append({"role": "assistant", "content": json.dumps(example["output"])})
@@ -47,10 +52,11 @@ def plan_messages(request: str) -> list[dict[str, Any]]:
 
 
 def prompt_provenance() -> dict[str, str]:
-    """Hashes of the planner's prompt template and examples, for manifests and eval reports."""
+    """Hashes of the planner's prompt templates and examples, for manifests and eval reports."""
     return {
         "prompt": PROMPT_NAME,
         "prompt_sha256": load_prompt(PROMPT_NAME).sha256,
+        "system_prompt_sha256": load_prompt(SYSTEM_PROMPT_NAME).sha256,
         "examples_sha256": examples_sha256(EXAMPLES_NAME),
     }
 

@@ -14,13 +14,13 @@ def route_start(state: RunState) -> Literal["plan", "approve"]:
     return "approve" if state.get("spec") else "plan"
 
 
-def route_after_approve(state: RunState) -> Literal["plan", "layout", "__end__"]:
-    """Cancelled → end; an answer to a question → plan again; approved → start generating."""
+def route_after_approve(state: RunState) -> Literal["plan", "approve", "layout", "__end__"]:
+    """Cancelled → end; an answer → plan again; an edit → show it again; approved → start generating."""
     if state.get("cancelled"):
         return END
     if state.get("spec") is None:
         return "plan"
-    return "layout" if state.get("approved") else END
+    return "layout" if state.get("approved") else "approve"
 
 
 def route_after_layout(state: RunState) -> Literal["render", "export"]:

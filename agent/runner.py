@@ -22,7 +22,7 @@ from langgraph.types import Command
 
 from synthloop.agent.backends import make_annotator, make_judges, make_renderer, make_sampler
 from synthloop.agent.config import RunConfig
-from synthloop.agent.deps import Deps, Planner, ProgressCallback
+from synthloop.agent.deps import Deps, Planner, ProgressCallback, Reviser
 from synthloop.agent.errors import UserInputError
 from synthloop.agent.graph import build_graph
 from synthloop.agent.store import load_kept
@@ -75,6 +75,7 @@ def build_deps(
     auto_approve: bool,
     progress: ProgressCallback | None,
     executor: ThreadPoolExecutor,
+    reviser: Reviser | None = None,
 ) -> Deps:
     """Load the configured backends; rebuild the duplicate index from samples already kept (resume)."""
     duplicates = DuplicateIndex()
@@ -82,7 +83,7 @@ def build_deps(
         config=config, out_dir=out_dir, planner=planner, sampler=make_sampler(config.layout),
         renderer=make_renderer(config.renderer), annotator=make_annotator(config.annotator),
         judges=make_judges(config, duplicates), duplicates=duplicates, executor=executor,
-        auto_approve=auto_approve, progress=progress,
+        auto_approve=auto_approve, progress=progress, reviser=reviser,
     )
     for sample in load_kept(deps.work_dir):
         duplicates.add(sample.id, sample.image_sha256 or "", sample.phash or "")
@@ -134,6 +135,7 @@ def start_run(
     request: str | None = None,
     spec: TaskSpec | None = None,
     planner: Planner | None = None,
+    reviser: Reviser | None = None,
     auto_approve: bool = False,
     on_interrupt: InterruptHandler | None = None,
     progress: ProgressCallback | None = None,
@@ -152,11 +154,12 @@ def start_run(
     }, indent=2)
     first_input = {
         "request": request or (spec.request if spec else ""), "spec": spec.model_dump(mode="json") if spec else None,
-        "answers": [], "retry_slots": [], "batch": [], "next_index": 0, "kept": 0, "rejected": 0, "attempts": 0,
+        "answers": [], "messages": [], "retry_slots": [], "batch": [],
+        "next_index": 0, "kept": 0, "rejected": 0, "attempts": 0,
     }
     with ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="synthloop") as executor:
         deps = build_deps(out_dir, config, planner or _no_planner, auto_approve=auto_approve,
-                          progress=progress, executor=executor)
+                          progress=progress, executor=executor, reviser=reviser)
         return _drive(out_dir, thread_id, first_input, deps, on_interrupt)
 
 
@@ -177,6 +180,7 @@ def resume_run(
     out_dir: Path,
     *,
     planner: Planner | None = None,
+    reviser: Reviser | None = None,
     on_interrupt: InterruptHandler | None = None,
     progress: ProgressCallback | None = None,
 ) -> RunSummary:
@@ -186,5 +190,5 @@ def resume_run(
     config = RunConfig.model_validate(run["config"])
     with ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="synthloop") as executor:
         deps = build_deps(out_dir, config, planner or _no_planner, auto_approve=bool(run.get("auto_approve")),
-                          progress=progress, executor=executor)
+                          progress=progress, executor=executor, reviser=reviser)
         return _drive(out_dir, run["thread_id"], None, deps, on_interrupt)

@@ -22,6 +22,7 @@ class RunState(TypedDict, total=False):
     request: str
     spec: dict[str, Any] | None          # TaskSpec as JSON
     answers: list[str]                   # clarifications the user gave, in order
+    messages: list[dict[str, str]]       # the conversation about the spec: {"role", "content"}
     approved: bool
     cancelled: bool
     retry_slots: list[Slot]              # rejected samples to lay out again

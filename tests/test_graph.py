@@ -160,3 +160,34 @@ def test_a_killed_run_resumes_to_the_same_dataset(tmp_path: Path) -> None:
     assert len(manifest_ids) == len(set(manifest_ids)) == 12
     images = sorted(p.name for p in (tmp_path / "cut" / "images").rglob("*.png"))
     assert images == sorted(p.name for p in (tmp_path / "whole" / "images").rglob("*.png"))
+
+
+def test_conversational_edits_are_shown_again_before_running(tmp_path: Path) -> None:
+    seen: list[dict] = []
+
+    def reviser(spec: TaskSpec, message: str) -> TaskSpec:
+        assert message == "make it 4"
+        return spec.model_copy(update={"n_images": 4})
+
+    replies = iter([{"action": "message", "text": "make it 4"}, {"action": "approve"}])
+
+    def reply(payload: dict) -> dict:
+        seen.append(payload)
+        return next(replies)
+
+    summary = start_run(tmp_path / "out", CONFIG, request="cups", planner=ScriptedPlanner(SPEC), reviser=reviser,
+                        on_interrupt=reply)
+    assert [p["spec"]["n_images"] for p in seen] == [12, 4]
+    assert summary.kept == 4
+
+
+def test_a_hand_edited_spec_is_validated_and_shown_again(tmp_path: Path) -> None:
+    edited = SPEC.model_copy(update={"n_images": 3}).model_dump(mode="json")
+    replies = iter([{"action": "edit", "spec": {**edited, "n_images": -1}}])
+    with pytest.raises(UserInputError, match="edited spec is invalid"):
+        start_run(tmp_path / "bad", CONFIG, request="cups", planner=ScriptedPlanner(SPEC),
+                  on_interrupt=lambda payload: next(replies))
+    replies = iter([{"action": "edit", "spec": edited}, {"action": "approve"}])
+    summary = start_run(tmp_path / "out", CONFIG, request="cups", planner=ScriptedPlanner(SPEC),
+                        on_interrupt=lambda payload: next(replies))
+    assert summary.kept == 3
