@@ -70,9 +70,7 @@ def parse_prompt(name: str, text: str) -> Prompt:
         raise PromptError(f"prompt '{name}': 'variables' must be a list of names")
     used = set(_PLACEHOLDER.findall(match.group("body")))
     if used != set(variables):
-        raise PromptError(
-            f"prompt '{name}': placeholders {sorted(used)} do not match the declared {sorted(variables)}"
-        )
+        raise PromptError(f"prompt '{name}': placeholders {sorted(used)} do not match the declared {sorted(variables)}")
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return Prompt(name=name, variables=tuple(variables), body=match.group("body"), sha256=digest)
 

