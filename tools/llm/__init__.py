@@ -8,6 +8,8 @@ from synthloop.tools.llm.client import (
     LLMRequestError,
     LLMSettings,
     LLMUnavailableError,
+    image_part,
+    user_message,
 )
 from synthloop.tools.llm.local_server import (
     LocalLlamaServer,
@@ -30,4 +32,6 @@ __all__ = [
     "client_from_config",
     "default_gguf_path",
     "get_local_server",
+    "image_part",
+    "user_message",
 ]

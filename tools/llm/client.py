@@ -12,6 +12,9 @@ vLLM/Ollama server, OpenAI itself) and adds what every caller needs:
 3. Errors a user can act on (endpoint unreachable, key rejected, model unknown) become
    `LLMUnavailableError` with one message that names the endpoint.
 
+Vision calls use the same methods: `user_message(text, [png_bytes, ...])` builds a user message whose
+content is a text part plus `image_url` parts holding base64 data URLs (OpenAI's vision message format).
+
 The client knows nothing about the agent's config classes (tools never import agent):
 `LLMClient.from_settings` takes any object with the fields of `LLMSettings`, which
 `synthloop.agent.config.LLMConfig` has.
@@ -114,6 +117,32 @@ def _json_text(content: str) -> str:
 
 def _short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+
+
+def image_part(data: bytes, *, mime: str = "image/png", detail: str | None = None) -> dict[str, Any]:
+    """An OpenAI `image_url` content part carrying `data` (encoded image bytes) as a base64 data URL.
+
+    `detail` ("low" | "high" | "auto") is sent only when given; servers that do not know it ignore it.
+    """
+    import base64
+
+    url: dict[str, Any] = {"url": f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"}
+    if detail is not None:
+        url["detail"] = detail
+    return {"type": "image_url", "image_url": url}
+
+
+def user_message(text: str, images: Sequence[bytes] = (), *, mime: str = "image/png") -> Message:
+    """A user message: plain text, or (with images) a text part followed by one image part per image.
+
+    The result goes into `complete_text` / `complete_json` like any other message, so vision calls get the
+    same retries, timeouts and re-asks as text calls.
+    """
+    if not images:
+        return {"role": "user", "content": text}
+    parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
+    parts.extend(image_part(data, mime=mime) for data in images)
+    return {"role": "user", "content": parts}
 
 
 class LLMClient:
