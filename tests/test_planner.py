@@ -382,3 +382,20 @@ def test_examples_are_consistent_with_grounding() -> None:
         assert spec.class_names == output["classes"]
         assert spec.n_images == output["n_images"]
         assert sorted(spec.tasks) == sorted(output["tasks"])
+
+
+def test_random_input_never_crashes() -> None:
+    import random
+
+    words = (
+        "a an the with of and or , - 2 3 two hundred dozen 1,000 1k 512x512 images cats red masks boxes coco yolo "
+        "hard in on kitchen table traffic lights between up to at least no semantic captions 99999999999999999999 "
+        "0 x by px orange . / etc"
+    ).split(" ")
+    rng = random.Random(0)
+    for i in range(300):
+        if i % 3 == 0:
+            text = bytes(rng.randrange(256) for _ in range(rng.randrange(200))).decode("latin-1")
+        else:
+            text = " ".join(rng.choice(words) for _ in range(rng.randrange(40)))
+        assert isinstance(plan(text), TaskSpec)
