@@ -16,8 +16,9 @@ import typer
 
 if TYPE_CHECKING:
     from synthloop.agent.config import RunConfig
-    from synthloop.agent.deps import Planner
+    from synthloop.agent.deps import Planner, Reviser
     from synthloop.agent.runner import RunSummary
+    from synthloop.tools.types import TaskSpec
 
 app = typer.Typer(
     name="synthloop",
@@ -54,8 +55,30 @@ def _check_count(name: str, value: int | None, low: int, high: int) -> None:
         raise CliError(f"{name} must be between {low} and {high}, got {value}")
 
 
+PLANNER_HOOK_ENV = "SYNTHLOOP_PLANNER"
+
+
+def _planner_hook() -> Any | None:
+    """`SYNTHLOOP_PLANNER=module:factory` swaps the planner (tests, custom planners): the factory is called as
+    `factory(config, n_images, seed)` and returns a Planner. Unset → None."""
+    import importlib
+    import os
+
+    target = os.environ.get(PLANNER_HOOK_ENV, "").strip()
+    if not target:
+        return None
+    module_name, _, attr = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr or "make_planner")
+    except (ImportError, AttributeError) as exc:
+        raise CliError(f"{PLANNER_HOOK_ENV}={target} cannot be loaded: {exc}") from exc
+
+
 def _make_planner(config: RunConfig, n_images: int | None, seed: int | None) -> Planner:
     """A planner that starts the LLM (embedded server or configured endpoint) on first use only."""
+    hook = _planner_hook()
+    if hook is not None:
+        return hook(config, n_images, seed)
     from synthloop.agent.planner import plan_request
     from synthloop.tools.llm.local_server import client_from_config
 
@@ -68,6 +91,35 @@ def _make_planner(config: RunConfig, n_images: int | None, seed: int | None) -> 
         return plan_request(request, client, n_images=n_images, seed=seed)
 
     return planner
+
+
+def _make_reviser(config: RunConfig, planner: Planner) -> Reviser:
+    """The conversational spec editor ("make it 300", "add trucks", "YOLO instead", "no captions").
+
+    Uses the planner's `revise_spec(spec, message, client)` when it exists (LLM started on first use);
+    otherwise, or under a planner hook, it plans `request + message` again with `planner`.
+    """
+
+    def replan(spec: TaskSpec, message: str) -> TaskSpec:
+        return planner(f"{spec.request} {message}".strip())
+
+    if _planner_hook() is not None:
+        return replan
+    try:
+        from synthloop.agent.planner import revise_spec
+    except ImportError:
+        return replan
+    from synthloop.tools.llm.local_server import client_from_config
+
+    client = None
+
+    def reviser(spec: TaskSpec, message: str) -> TaskSpec:
+        nonlocal client
+        if client is None:
+            client = client_from_config(config.llm)
+        return revise_spec(spec, message, client)
+
+    return reviser
 
 
 class _Progress:
@@ -235,6 +287,39 @@ def resume(
         return resume_run(out, planner=planner, on_interrupt=_interactive_approval(progress), progress=progress)
 
     _run_with_progress(start, None)
+
+
+@app.command()
+def chat(
+    out: Annotated[Path | None, typer.Option("--out", help="Output directory (default: a new folder under "
+                                                          "./runs/).")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="Number of images (overrides the request).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (overrides the request).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Talk the dataset through in the terminal: request, questions, spec edits, 'yes' to run.
+
+    One answer per line, so it can be scripted: printf 'cups and plates\\nyes\\n' | synthloop chat.
+    End of input cancels.
+    """
+    from synthloop.agent.chat import Chat, TerminalIO
+
+    _check_count("--n", n, 1, MAX_IMAGES)
+    _check_count("--seed", seed, 0, 2**32 - 1)
+    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CliError(f"output directory {out} is not a new or empty directory")
+    cfg = _load_config(config)
+    planner = _make_planner(cfg, n, seed)
+    progress = _Progress(n)
+    try:
+        summary = Chat(TerminalIO(), cfg, planner, _make_reviser(cfg, planner), out_dir=out,
+                       progress=progress).run()
+    finally:
+        progress.stop()
+    if summary is None:
+        typer.echo("cancelled: nothing generated", err=True)
+        raise typer.Exit(1)
+    _finish(summary)
 
 
 @app.command()
