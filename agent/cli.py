@@ -355,6 +355,62 @@ def bench(
     typer.echo(format_bench(run_bench(n=n, size=size, workers=workers)))
 
 
+@app.command()
+def arena(
+    specs: Annotated[list[Path], typer.Argument(metavar="SPEC...", help="TaskSpec files (YAML/JSON) to compare on.")],
+    configs: Annotated[list[Path] | None, typer.Option(
+        "--config", help="A contestant: run config file, optional `name:` and `spec:` overrides (repeat).")] = None,
+    renderers: Annotated[list[str] | None, typer.Option(
+        "--renderer", help="A contestant: the default config with this renderer (repeat).")] = None,
+    n: Annotated[int, typer.Option("--n", help="Images per spec and contestant (same seeds).")] = 3,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for every spec (default: the spec's).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Keep runs and arena.json here (new or empty "
+                                                           "directory); default: a temporary directory.")] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap rounds for the BT intervals.")] = 200,
+    vlm_url: Annotated[str | None, typer.Option("--vlm-url", envvar="SYNTHLOOP_VLM_BASE_URL",
+                                                help="OpenAI-compatible vision endpoint for the pairwise judge "
+                                                     "(key in SYNTHLOOP_VLM_API_KEY).")] = None,
+    vlm_model: Annotated[str, typer.Option("--vlm-model", envvar="SYNTHLOOP_VLM_MODEL",
+                                           help="Model name at the VLM endpoint.")] = "gpt-4o-mini",
+    vlm_samples: Annotated[int, typer.Option("--vlm-samples", help="VLM votes per presentation order.")] = 1,
+) -> None:
+    """Compare renderers or run configs on the same specs; print a Bradley–Terry / Elo leaderboard."""
+    import tempfile
+
+    from synthloop.evals.arena import (
+        format_leaderboard,
+        load_contestant,
+        renderer_contestant,
+        run_arena,
+        vlm_pairwise_judge,
+    )
+    from synthloop.tools.llm.client import LLMUnavailableError
+
+    _check_count("--n", n, 1, 1000)
+    _check_count("--seed", seed, 0, 2**32 - 1)
+    _check_count("--bootstrap", bootstrap, 0, 100_000)
+    _check_count("--vlm-samples", vlm_samples, 1, 20)
+    contestants = [load_contestant(path) for path in configs or []]
+    contestants += [renderer_contestant(name) for name in renderers or []]
+    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CliError(f"--out {out} must be a new or empty directory")
+    judge = vlm_pairwise_judge(vlm_url, vlm_model, samples=vlm_samples) if vlm_url else None
+
+    def play(work_dir: Path) -> None:
+        try:
+            result = run_arena(specs, contestants, work_dir, judge=judge, n_images=n, seed=seed,
+                               n_bootstrap=bootstrap, on_event=lambda message: typer.echo(message, err=True))
+        except LLMUnavailableError as exc:
+            raise CliError(str(exc)) from exc
+        typer.echo(format_leaderboard(result))
+
+    if out is not None:
+        play(out)
+    else:
+        with tempfile.TemporaryDirectory(prefix="synthloop-arena-") as tmp:
+            play(Path(tmp))
+
+
 def main() -> None:
     """Entry point: run the app, turning user mistakes into one line on stderr and exit code 2."""
     from synthloop.agent.errors import UserInputError
