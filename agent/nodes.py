@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 from pydantic import ValidationError
@@ -19,11 +20,12 @@ from synthloop.agent.state import RunState, Slot
 from synthloop.agent.store import load_kept, load_rejected, write_kept, write_rejected
 from synthloop.tools.critic.base import JudgeInput, combine_any_reject
 from synthloop.tools.critic.duplicates import difference_hash, pixel_sha256
+from synthloop.tools.critic.repair import RepairAction, drop_instances, plan_repair
 from synthloop.tools.export.records import export_all, write_spec
 from synthloop.tools.io import atomic_write_png
 from synthloop.tools.render.base import RenderResult
 from synthloop.tools.seeding import derive_seed, split_for_index
-from synthloop.tools.types import Decision, Sample, TaskSpec
+from synthloop.tools.types import Decision, Layout, Sample, TaskSpec
 
 
 def _spec(state: RunState) -> TaskSpec:
@@ -117,7 +119,8 @@ def layout(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
             sample = Sample(
                 id=sample_id, index=index, attempt=attempt, seed=seed, split=split,
                 image_path=f"images/{split}/{sample_id}.png", width=spec.width, height=spec.height,
-                layout=deps.sampler.sample(spec, seed),
+                layout=Layout.model_validate(slot["layout"]) if slot.get("layout") else deps.sampler.sample(spec, seed),
+                repairs=slot.get("repairs", []),
             )
             batch.append(sample.model_dump(mode="json"))
     update: dict[str, Any] = {"batch": batch, "retry_slots": retries, "next_index": next_index,
@@ -178,8 +181,31 @@ def annotate(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     return {"batch": batch}
 
 
+def _judge(deps: Deps, spec: TaskSpec, sample: Sample, image: np.ndarray) -> Sample:
+    verdicts = [judge.judge(JudgeInput(sample=sample, image=image, spec=spec)) for judge in deps.judges]
+    return sample.model_copy(update={"verdicts": verdicts})
+
+
+def _repair_in_place(deps: Deps, spec: TaskSpec, sample: Sample, image: np.ndarray,
+                     action: RepairAction) -> Sample | None:
+    """Apply an annotation-only repair and judge again (once); None when the action does not apply."""
+    if sample.annotation is None:
+        return None
+    try:
+        annotation = drop_instances(sample.annotation, action.instances)
+    except ValueError:
+        return None
+    repaired = sample.model_copy(update={"annotation": annotation, "repairs": [*sample.repairs, action.describe()]})
+    return _judge(deps, spec, repaired, image)
+
+
 def critique(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
-    """Judge each sample in index order; keep, or reject and queue a new attempt within the budget."""
+    """Judge each sample in index order, then keep it, repair it, or reject it and queue a new attempt.
+
+    Repairs (bounded): an `edit` verdict asking to drop annotations is applied in place and judged once more;
+    one asking for a re-render queues the next attempt with the same layout and a new seed; anything else
+    (and every reject) queues a new layout. Attempts stop at the spec's per-image budget.
+    """
     deps = runtime.context
     spec = _spec(state)
     samples = sorted((Sample.model_validate(s) for s in state["batch"]), key=lambda s: s.index)
@@ -187,22 +213,35 @@ def critique(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     retries: list[Slot] = list(state.get("retry_slots", []))
     for sample in samples:
         image = _render_for(deps, spec, sample).image
+        action: RepairAction | None = None
         with deps.timers.phase("critique"):
             sample = sample.model_copy(update={"image_sha256": pixel_sha256(image), "phash": difference_hash(image)})
-            verdicts = [judge.judge(JudgeInput(sample=sample, image=image, spec=spec)) for judge in deps.judges]
-            sample = sample.model_copy(update={"verdicts": verdicts})
+            sample = _judge(deps, spec, sample, image)
+            decision = combine_any_reject(sample.verdicts)
+            if decision == Decision.edit:
+                action = plan_repair(sample.verdicts)
+                repaired = _repair_in_place(deps, spec, sample, image, action) \
+                    if action.kind == "drop_instances" else None
+                if repaired is not None:
+                    sample, decision = repaired, combine_any_reject(repaired.verdicts)
+                    action = None if decision == Decision.accept else action
         with deps.timers.phase("store"):
-            if combine_any_reject(verdicts) == Decision.accept:
+            if decision == Decision.accept:
                 write_kept(deps.work_dir, sample)
                 deps.duplicates.add(sample.id, sample.image_sha256 or "", sample.phash or "")
                 kept += 1
                 deps.report("kept", id=sample.id)
-            else:
-                row = write_rejected(deps.work_dir, deps.out_dir, sample)
-                rejected += 1
-                if sample.attempt + 1 < spec.budgets.max_attempts_per_image:
-                    retries.append({"index": sample.index, "attempt": sample.attempt + 1})
-                deps.report("rejected", id=sample.id, reasons=row["reasons"])
+                continue
+            row = write_rejected(deps.work_dir, deps.out_dir, sample)
+            rejected += 1
+            if sample.attempt + 1 < spec.budgets.max_attempts_per_image:
+                retry: Slot = {"index": sample.index, "attempt": sample.attempt + 1}
+                if action is not None:
+                    retry["repairs"] = [*sample.repairs, f"{action.describe()} after attempt {sample.attempt}"]
+                    if action.kind == "rerender":
+                        retry["layout"] = sample.layout.model_dump(mode="json")
+                retries.append(retry)
+            deps.report("rejected", id=sample.id, reasons=row["reasons"])
         deps.scratch.pop(sample.id, None)
     return {"batch": [], "kept": kept, "rejected": rejected, "retry_slots": retries}
 

@@ -9,11 +9,16 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 
-class Slot(TypedDict):
-    """A place in the dataset still to fill: sample index and the attempt number to try next."""
+class Slot(TypedDict, total=False):
+    """A place in the dataset still to fill: sample index and the attempt number to try next.
+
+    A re-render keeps the previous attempt's `layout`; `repairs` carries what was done so far.
+    """
 
     index: int
     attempt: int
+    layout: dict[str, Any]
+    repairs: list[str]
 
 
 class RunState(TypedDict, total=False):

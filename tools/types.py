@@ -268,6 +268,7 @@ class Sample(_Frozen):
     image_sha256: str | None = None
     phash: str | None = None
     rating: float | None = None
+    repairs: list[str] = Field(default_factory=list, description="Repairs applied, in order, with their cause.")
 
 
 class Match(_Frozen):
