@@ -323,6 +323,46 @@ def chat(
 
 
 @app.command()
+def ui(
+    host: Annotated[str, typer.Option("--host", help="Address to bind; anything but loopback needs --token.")] = (
+        "127.0.0.1"),
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8765,
+    workspace: Annotated[Path, typer.Option("--workspace", help="Folder holding the runs.")] = Path("runs"),
+    token: Annotated[str | None, typer.Option("--token", envvar="SYNTHLOOP_UI_TOKEN",
+                                              help="Required on every request (header or cookie).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Serve the local web chat: conversation, editable spec, progress, gallery, A/B votes, downloads."""
+    import socket
+
+    from synthloop.agent.web.safety import UnsafeRequest, check_bind
+
+    _check_count("--port", port, 1, 65535)
+    try:
+        check_bind(host, token or None)
+    except UnsafeRequest as exc:
+        raise CliError(str(exc)) from exc
+    if workspace.exists() and not workspace.is_dir():
+        raise CliError(f"workspace {workspace} is a file, not a directory")
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    cfg = _load_config(config)
+    from synthloop.agent.web.server import create_app, serve
+
+    app_ = create_app(workspace, config=cfg, planner_factory=lambda c: _make_planner(c, None, None),
+                      reviser_factory=_make_reviser, token=token or None)
+    shown = f"[{host}]" if ":" in host else host
+    typer.echo(f"synthloop ui on http://{shown}:{port}/{'?token=' + token if token else ''} "
+               f"(workspace {workspace.resolve()}; Ctrl-C stops)", err=True)
+    serve(app_, host, port)
+
+
+@app.command()
 def validate(
     out: Annotated[Path, typer.Argument(metavar="DIR", help="An exported dataset directory.")],
 ) -> None:

@@ -1,0 +1,298 @@
+"""Runs of the web UI: each a folder of the workspace, driven by `agent.runner` in a worker thread.
+
+A run's graph runs in its own thread (start_run / resume_run); when the graph stops at the approval
+interrupt, the thread publishes the payload and blocks on a queue that the HTTP handlers feed with the
+user's reply. HTTP handlers never wait for the graph.
+
+Besides the runner's own files (`.work/run.json`, the SQLite checkpoint), the UI keeps, per run:
+    .work/chat.jsonl   the conversation (one event per line: seq, role, text, optional spec) — survives restarts
+    .work/ui.json      the last status the UI saw ("done", "cancelled", "error", …)
+After a server restart every run folder is listed again; one that did not finish is "stopped" and the
+Resume button continues it from its checkpoint (a run that was waiting for approval asks again).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synthloop.agent.chat import guarded_reviser, interpret_reply, new_run_dir, spec_changes
+from synthloop.agent.web.safety import UnsafeRequest, check_run_id, inside
+
+logger = logging.getLogger(__name__)
+
+RUN_FILE = ".work/run.json"
+CHAT_FILE = ".work/chat.jsonl"
+UI_FILE = ".work/ui.json"
+LIVE = ("planning", "waiting", "running", "exporting")
+PlannerFactory = Callable[[Any], Callable]          # RunConfig → Planner
+ReviserFactory = Callable[[Any, Callable], Callable]  # (RunConfig, Planner) → Reviser
+
+
+@dataclass
+class RunHandle:
+    """One run as the UI sees it: conversation, status, counters, and the reply queue of its worker."""
+
+    run_id: str
+    out_dir: Path
+    status: str = "stopped"
+    error: str = ""
+    kept: int = 0
+    rejected: int = 0
+    total: int = 0
+    pending: dict[str, Any] | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    replies: queue.Queue = field(default_factory=queue.Queue)
+    thread: threading.Thread | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    last_spec: dict[str, Any] | None = None
+    saved: int = 0  # events already in .work/chat.jsonl
+
+    # ----------------------------------------------------------------- persistence
+
+    @classmethod
+    def load(cls, run_id: str, out_dir: Path) -> RunHandle:
+        """Rebuild a handle from the run folder (after a restart, or for a run made by the CLI)."""
+        handle = cls(run_id=run_id, out_dir=out_dir)
+        chat = out_dir / CHAT_FILE
+        if chat.is_file():
+            for line in chat.read_text(encoding="utf-8").splitlines():
+                try:
+                    handle.events.append(json.loads(line))
+                except ValueError:
+                    continue  # a torn last line after a crash
+        handle.saved = len(handle.events)
+        specs = [e["spec"] for e in handle.events if e.get("spec")]
+        handle.last_spec = specs[-1] if specs else _read_json(out_dir / "spec.json")
+        handle.total = int((handle.last_spec or {}).get("n_images", 0))
+        handle.kept = len(list((out_dir / ".work" / "kept").glob("*.json")))
+        handle.rejected = len(list((out_dir / ".work" / "rejected").glob("*.json")))
+        saved = (_read_json(out_dir / UI_FILE) or {}).get("status", "")
+        if (out_dir / "manifest.jsonl").is_file():
+            handle.status = "done"
+        elif saved in ("cancelled", "done"):
+            handle.status = saved
+        if not handle.events:
+            run = _read_json(out_dir / RUN_FILE) or {}
+            if run.get("request"):
+                handle.events.append({"seq": 0, "role": "user", "text": run["request"]})
+        return handle
+
+    def add_event(self, role: str, text: str, **extra: Any) -> None:
+        """Append to the conversation (memory and .work/chat.jsonl)."""
+        with self.lock:
+            event = {"seq": len(self.events), "role": role, "text": text, **extra}
+            self.events.append(event)
+            if not (self.out_dir / RUN_FILE).is_file():
+                return  # the runner has not created the folder yet; written with the next event
+            unsaved, self.saved = self.events[self.saved:], len(self.events)
+            with (self.out_dir / CHAT_FILE).open("a", encoding="utf-8") as handle:
+                handle.write("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in unsaved))
+
+    def set_status(self, status: str, error: str = "") -> None:
+        """Change the status and remember it in .work/ui.json."""
+        from synthloop.tools.io import atomic_write_json
+
+        self.status, self.error = status, error
+        if (self.out_dir / ".work").is_dir():
+            atomic_write_json(self.out_dir / UI_FILE, {"status": status, "error": error, "time": time.time()})
+
+    # ----------------------------------------------------------------- worker side
+
+    @property
+    def alive(self) -> bool:
+        """Whether a worker thread is driving this run now."""
+        return self.thread is not None and self.thread.is_alive()
+
+    def on_progress(self, event: str, data: dict) -> None:
+        """The graph's progress events → counters and status."""
+        if event == "planning":
+            self.set_status("planning")
+        elif event == "kept":
+            self.kept += 1
+        elif event == "rejected":
+            self.rejected += 1
+        elif event == "exporting":
+            self.set_status("exporting")
+
+    def on_interrupt(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Publish the approval question, then wait (in the worker thread) for the browser's reply."""
+        spec = payload["spec"]
+        changes = spec_changes(self.last_spec, spec) if self.last_spec else []
+        question = (payload.get("questions") or [""])[0]
+        if question:
+            text = question
+        elif changes:
+            text = "Updated the spec: " + "; ".join(changes) + ". Approve it, or tell me what to change."
+        elif self.last_spec:
+            text = "The spec is unchanged. Approve it, or tell me what to change."
+        else:
+            text = "Here is the plan. Approve it, edit the table, or tell me what to change."
+        self.last_spec = spec
+        self.total = int(spec.get("n_images", 0))
+        self.add_event("assistant", text, spec=spec, questions=payload.get("questions") or [])
+        with self.lock:
+            self.pending = payload
+        self.set_status("waiting")
+        reply = self.replies.get()
+        self.set_status("running" if reply.get("action") == "approve" else "planning")
+        return reply
+
+    def submit(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Check a reply from the browser and hand it to the waiting worker; returns the graph reply."""
+        from pydantic import ValidationError
+
+        from synthloop.agent.specfile import describe_validation_error
+        from synthloop.tools.types import TaskSpec
+
+        with self.lock:
+            payload = self.pending
+            if payload is None:
+                raise UnsafeRequest("this run is not waiting for an answer", 409)
+            action = body.get("action")
+            if action == "edit":
+                try:
+                    spec = TaskSpec.model_validate({**body.get("spec", {}), "questions": []})
+                except ValidationError as exc:
+                    raise UnsafeRequest(describe_validation_error(exc, "the edited spec is invalid")) from exc
+                reply: dict[str, Any] = {"action": "edit", "spec": spec.model_dump(mode="json")}
+                said = "(edited the spec table)"
+            elif action in ("approve", "cancel"):
+                reply, said = {"action": action}, action
+            else:
+                text = str(body.get("text", ""))[:4000]
+                meaning = interpret_reply(text, payload)
+                if meaning.reply is None:
+                    raise UnsafeRequest(meaning.hint)
+                reply, said = meaning.reply, text
+            if reply["action"] == "approve" and payload.get("questions"):
+                raise UnsafeRequest(f"answer the question first: {payload['questions'][0]}")
+            self.pending = None
+        self.add_event("user", said)
+        self.replies.put(reply)
+        return reply
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+class RunManager:
+    """All runs of one workspace folder."""
+
+    def __init__(self, workspace: Path, config: Any, planner_factory: PlannerFactory,
+                 reviser_factory: ReviserFactory) -> None:
+        self.workspace = Path(workspace).resolve()
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        self.config = config
+        self.planner_factory, self.reviser_factory = planner_factory, reviser_factory
+        self.handles: dict[str, RunHandle] = {}
+        self.lock = threading.Lock()
+
+    def run_dir(self, run_id: str) -> Path:
+        """The folder of a run id, checked against the pattern and the workspace."""
+        return inside(self.workspace, check_run_id(run_id))
+
+    def get(self, run_id: str) -> RunHandle:
+        """The handle of an existing run (loaded from disk the first time)."""
+        out_dir = self.run_dir(run_id)
+        with self.lock:
+            handle = self.handles.get(run_id)
+            if handle is None:
+                if not (out_dir / RUN_FILE).is_file():
+                    raise UnsafeRequest(f"no run {run_id!r} in the workspace", 404)
+                handle = self.handles[run_id] = RunHandle.load(run_id, out_dir)
+            return handle
+
+    def list(self) -> list[RunHandle]:
+        """Every run folder of the workspace, newest first."""
+        found = []
+        for path in sorted(self.workspace.iterdir(), reverse=True):
+            if path.is_dir() and (path / RUN_FILE).is_file() and not path.is_symlink():
+                try:
+                    found.append(self.get(path.name))
+                except UnsafeRequest:
+                    continue  # a folder name the UI does not serve
+        return found
+
+    def create(self, request: str | None = None, spec: Any | None = None) -> RunHandle:
+        """Start a new run from a request (planned) or a validated spec (shown for approval)."""
+        from synthloop.agent.runner import start_run
+
+        title = request if request is not None else " ".join(spec.class_names)
+        out_dir = new_run_dir(self.workspace, title)
+        with self.lock:
+            handle = self.handles[out_dir.name] = RunHandle(run_id=out_dir.name, out_dir=out_dir)
+        handle.add_event("user", request if request is not None else f"(spec file: {title})")
+        planner = self.planner_factory(self.config)
+        reviser = self._reviser(handle, planner, self.config)
+        self._spawn(handle, lambda: start_run(
+            out_dir, self.config, request=request, spec=spec, planner=planner, reviser=reviser,
+            on_interrupt=handle.on_interrupt, progress=handle.on_progress))
+        return handle
+
+    def resume(self, run_id: str) -> RunHandle:
+        """Continue a stopped run from its checkpoint in a worker thread."""
+        from synthloop.agent.config import RunConfig
+        from synthloop.agent.runner import read_run_file, resume_run
+
+        handle = self.get(run_id)
+        if handle.alive:
+            raise UnsafeRequest("this run is already running", 409)
+        if handle.status in ("done", "cancelled"):
+            raise UnsafeRequest(f"this run is {handle.status}; start a new one", 409)
+        config = RunConfig.model_validate(read_run_file(handle.out_dir)["config"])
+        planner = self.planner_factory(config)
+        reviser = self._reviser(handle, planner, config)
+        handle.add_event("assistant", "Resuming from the last checkpoint…")
+        self._spawn(handle, lambda: resume_run(handle.out_dir, planner=planner, reviser=reviser,
+                                               on_interrupt=handle.on_interrupt, progress=handle.on_progress))
+        return handle
+
+    def _reviser(self, handle: RunHandle, planner: Callable, config: Any) -> Callable:
+        return guarded_reviser(self.reviser_factory(config, planner),
+                               lambda text: handle.add_event("assistant", text, warning=True))
+
+    def _spawn(self, handle: RunHandle, work: Callable[[], Any]) -> None:
+        handle.set_status("planning")
+        handle.thread = threading.Thread(target=self._work, args=(handle, work), daemon=True,
+                                         name=f"synthloop-run-{handle.run_id}")
+        handle.thread.start()
+
+    @staticmethod
+    def _work(handle: RunHandle, work: Callable[[], Any]) -> None:
+        """The worker thread: drive the graph to its end and put the outcome into the conversation."""
+        from synthloop.agent.errors import UserInputError
+        from synthloop.agent.summary import format_run
+
+        try:
+            summary = work()
+        except UserInputError as exc:
+            handle.add_event("assistant", f"error: {exc}", error=True)
+            handle.set_status("error", str(exc))
+            return
+        except Exception as exc:  # the worker must report, never die silently
+            logger.exception("run %s failed", handle.run_id)
+            handle.add_event("assistant", f"error: {type(exc).__name__}: {exc}", error=True)
+            handle.set_status("error", f"{type(exc).__name__}: {exc}")
+            return
+        with handle.lock:
+            handle.pending = None
+        if summary.cancelled:
+            handle.add_event("assistant", "Cancelled: nothing generated.")
+            handle.set_status("cancelled")
+            return
+        handle.kept, handle.rejected = summary.kept, summary.rejected
+        text = format_run(summary).replace(str(summary.out_dir), handle.run_id)
+        handle.add_event("assistant", text, summary=True)
+        handle.set_status("done" if summary.exported else "error", "" if summary.exported else "not exported")

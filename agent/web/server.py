@@ -1,0 +1,262 @@
+"""`synthloop ui`: the local web chat (FastAPI + uvicorn, static HTML/JS/CSS, no build step).
+
+HTTP API (JSON; every error is `{"error": "…"}` with a 4xx/5xx status, never a traceback):
+    GET  /                                   the app (static/index.html)
+    GET  /api/runs                           runs of the workspace, newest first
+    POST /api/runs {"request": "…"}          start a run from a request (planned in a worker thread)
+    POST /api/spec-upload                    start a run from a YAML/JSON spec file (raw body, ≤ 10 MB)
+    POST /api/references                     store a PNG/JPEG reference image in WORKSPACE/references/
+    GET  /api/runs/{id}/state?since=N        status, counters, pending question/spec, conversation since N
+    POST /api/runs/{id}/reply                {"text": …} | {"action": "approve"|"cancel"|"edit", "spec": …}
+    POST /api/runs/{id}/resume               continue a stopped run from its checkpoint
+    GET  /api/runs/{id}/samples?kind=kept|rejected&offset=&limit=
+    GET  /api/runs/{id}/overlay/{kind}/{name}.png   a sample with boxes, masks and labels drawn
+    GET  /api/runs/{id}/pair                 two kept samples for an A/B vote
+    POST /api/runs/{id}/labels               {"sample", "label"} or {"a", "b", "winner"} → human_labels.jsonl
+    GET  /api/runs/{id}/download.zip         the exported dataset
+Polling (`state?since=N`, every ~0.5 s) streams progress; handlers only read files and in-memory state, so
+they never wait for a graph, which runs in its run's worker thread (see `runs.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
+
+from synthloop.agent.errors import UserInputError
+from synthloop.agent.web import gallery
+from synthloop.agent.web.runs import PlannerFactory, ReviserFactory, RunHandle, RunManager
+from synthloop.agent.web.safety import (
+    MAX_UPLOAD_BYTES,
+    TOKEN_COOKIE,
+    UnsafeRequest,
+    check_size,
+    inside,
+    parse_spec_upload,
+    sniff_image,
+    token_matches,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _static_dir() -> Path:
+    return Path(str(resources.files("synthloop.agent.web") / "static"))
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over `limit` bytes (by header, and by counting chunked ones)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        too_large = JSONResponse({"error": f"request body too large (limit {self.limit} bytes)"}, 413)
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            return await too_large(scope, receive, send)
+        seen = 0
+
+        async def counted() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise UnsafeRequest(f"request body too large (limit {self.limit} bytes)", 413)
+            return message
+
+        return await self.app(scope, counted, send)
+
+
+def _state(handle: RunHandle, since: int) -> dict[str, Any]:
+    with handle.lock:
+        events = handle.events[since:]
+        pending = handle.pending
+    return {
+        "id": handle.run_id, "status": handle.status,
+        "alive": handle.alive, "error": handle.error, "kept": handle.kept, "rejected": handle.rejected,
+        "total": handle.total, "pending": pending, "spec": handle.last_spec, "events": events,
+        "next": since + len(events), "exported": (handle.out_dir / "manifest.jsonl").is_file(),
+        "labels": gallery.count_labels(handle.out_dir),
+    }
+
+
+def _summary(handle: RunHandle) -> dict[str, Any]:
+    first = next((e["text"] for e in handle.events if e.get("role") == "user"), handle.run_id)
+    return {"id": handle.run_id, "title": first[:80], "status": handle.status, "kept": handle.kept,
+            "total": handle.total}
+
+
+def create_app(
+    workspace: Path,
+    *,
+    config: Any,
+    planner_factory: PlannerFactory,
+    reviser_factory: ReviserFactory,
+    token: str | None = None,
+) -> FastAPI:
+    """The web app over one workspace folder; `token` (if set) is required on every request."""
+    manager = RunManager(workspace, config, planner_factory, reviser_factory)
+    app = FastAPI(title="synthloop", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.manager = manager
+
+    @app.middleware("http")
+    async def check_token(request: Request, call_next: Any) -> Response:
+        given = request.query_params.get("token")
+        if token and given is not None and token_matches(token, {"x-synthloop-token": given}, {}):
+            url = request.url.remove_query_params("token")
+            response = RedirectResponse(str(url.path) + (f"?{url.query}" if url.query else ""), 303)
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+            return response
+        if not token_matches(token, dict(request.headers), dict(request.cookies)):
+            return JSONResponse({"error": "a valid token is required: open the UI once with ?token=…"}, 401)
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.exception_handler(UnsafeRequest)
+    async def unsafe(request: Request, exc: UnsafeRequest) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, exc.status)
+
+    @app.exception_handler(UserInputError)
+    async def user_error(request: Request, exc: UserInputError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, 400)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", []))
+        return JSONResponse({"error": f"bad request: {where} {first.get('msg', '')}".strip()}, 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("error serving %s", request.url.path)
+        return JSONResponse({"error": f"internal error ({type(exc).__name__}); see the server log"}, 500)
+
+    async def _json(request: Request) -> dict[str, Any]:
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            raise UnsafeRequest("the request body must be JSON") from exc
+        if not isinstance(body, dict):
+            raise UnsafeRequest("the request body must be a JSON object")
+        return body
+
+    async def _upload(request: Request) -> bytes:
+        return check_size(await request.body(), MAX_UPLOAD_BYTES)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(_static_dir() / "index.html", media_type="text/html")
+
+    @app.get("/api/runs")
+    def list_runs() -> dict[str, Any]:
+        return {"runs": [_summary(h) for h in manager.list()], "workspace": str(manager.workspace)}
+
+    @app.post("/api/runs")
+    async def new_run(request: Request) -> dict[str, Any]:
+        text = str((await _json(request)).get("request", "")).strip()
+        if not text:
+            raise UnsafeRequest("the request is empty: describe the images you want")
+        return {"id": manager.create(request=text[:4000]).run_id}
+
+    @app.post("/api/spec-upload")
+    async def spec_upload(request: Request) -> dict[str, Any]:
+        from pydantic import ValidationError
+
+        from synthloop.agent.specfile import describe_validation_error
+        from synthloop.tools.types import TaskSpec
+
+        data = parse_spec_upload(await _upload(request))
+        try:
+            spec = TaskSpec.model_validate(data)
+        except ValidationError as exc:
+            raise UnsafeRequest(describe_validation_error(exc, "invalid spec file")) from exc
+        return {"id": manager.create(spec=spec).run_id}
+
+    @app.post("/api/references")
+    async def reference_upload(request: Request) -> dict[str, Any]:
+        import hashlib
+
+        from synthloop.tools.io import atomic_write_bytes
+
+        data = await _upload(request)
+        kind = sniff_image(data)
+        name = f"{hashlib.sha256(data).hexdigest()[:16]}.{'png' if kind == 'png' else 'jpg'}"
+        atomic_write_bytes(inside(manager.workspace, "references", name), data)
+        return {"name": name, "bytes": len(data), "type": kind}
+
+    @app.get("/api/runs/{run_id}/state")
+    def run_state(run_id: str, since: int = 0) -> dict[str, Any]:
+        return _state(manager.get(run_id), max(0, since))
+
+    @app.post("/api/runs/{run_id}/reply")
+    async def reply(run_id: str, request: Request) -> dict[str, Any]:
+        return {"reply": manager.get(run_id).submit(await _json(request))}
+
+    @app.post("/api/runs/{run_id}/resume")
+    def resume(run_id: str) -> dict[str, Any]:
+        return {"id": manager.resume(run_id).run_id}
+
+    @app.get("/api/runs/{run_id}/samples")
+    def samples(run_id: str, kind: str = "kept", offset: int = 0, limit: int = 60) -> dict[str, Any]:
+        return gallery.list_samples(manager.get(run_id).out_dir, run_id, kind, offset, limit)
+
+    @app.get("/api/runs/{run_id}/overlay/{kind}/{name}.png")
+    def overlay(run_id: str, kind: str, name: str) -> Response:
+        png = gallery.overlay_png(manager.get(run_id).out_dir, kind, name)
+        return Response(png, media_type="image/png")
+
+    @app.get("/api/runs/{run_id}/pair")
+    def pair(run_id: str) -> dict[str, Any]:
+        return gallery.random_pair(manager.get(run_id).out_dir, run_id)
+
+    @app.post("/api/runs/{run_id}/labels")
+    async def labels(run_id: str, request: Request) -> dict[str, Any]:
+        out_dir = manager.get(run_id).out_dir
+        row = gallery.label_row(out_dir, await _json(request))
+        gallery.append_label(out_dir, row)
+        return {"row": row, "count": gallery.count_labels(out_dir)}
+
+    @app.get("/api/runs/{run_id}/download.zip")
+    def download(run_id: str) -> FileResponse:
+        out_dir = manager.get(run_id).out_dir
+        fd, tmp = tempfile.mkstemp(prefix="synthloop-", suffix=".zip")
+        os.close(fd)
+        try:
+            gallery.zip_dataset(out_dir, Path(tmp))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return FileResponse(tmp, media_type="application/zip", filename=f"{run_id}.zip",
+                            background=BackgroundTask(Path(tmp).unlink, missing_ok=True))
+
+    app.mount("/static", StaticFiles(directory=_static_dir()), name="static")
+    app.add_middleware(BodyLimit, limit=MAX_UPLOAD_BYTES + 1024)
+    return app
+
+
+def serve(app: Any, host: str, port: int) -> None:
+    """Run the app with uvicorn until Ctrl-C."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
