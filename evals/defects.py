@@ -92,12 +92,15 @@ def _visible(item: JudgeInput) -> list[int]:
 
 def _with_instances(item: JudgeInput, instances: list[Instance], suffix: str) -> JudgeInput:
     annotation = (item.sample.annotation or Annotation()).model_copy(update={"instances": instances})
-    sample = item.sample.model_copy(update={"annotation": annotation, "id": f"{item.sample.id}-{suffix}"})
+    # Same id: an annotation defect is judged in the original's place (not as a duplicate of it).
+    sample = item.sample.model_copy(update={"annotation": annotation})
     return JudgeInput(sample=sample, image=item.image, spec=item.spec)
 
 
-def _with_image(item: JudgeInput, image: np.ndarray, suffix: str) -> JudgeInput:
-    sample = item.sample.model_copy(update={"id": f"{item.sample.id}-{suffix}", "image_sha256": None, "phash": None})
+def _with_image(item: JudgeInput, image: np.ndarray, suffix: str | None) -> JudgeInput:
+    """New pixels; a new id (`{id}-{suffix}`) for a copy that must be told apart from its original."""
+    new_id = item.sample.id if suffix is None else f"{item.sample.id}-{suffix}"
+    sample = item.sample.model_copy(update={"id": new_id, "image_sha256": None, "phash": None})
     return JudgeInput(sample=sample, image=image, spec=item.spec)
 
 
@@ -233,12 +236,12 @@ def relabel(item: JudgeInput, rng: np.random.Generator) -> Injected | None:
 def blank(item: JudgeInput, rng: np.random.Generator) -> Injected | None:
     """Replace every pixel with one random mid-range grey."""
     value = int(rng.integers(40, 216))
-    return Injected(_with_image(item, np.full_like(item.image, value), "blank"), f"all pixels {value}")
+    return Injected(_with_image(item, np.full_like(item.image, value), None), f"all pixels {value}")
 
 
 def black(item: JudgeInput, rng: np.random.Generator) -> Injected | None:
     """Replace every pixel with 0."""
-    return Injected(_with_image(item, np.zeros_like(item.image), "black"), "all pixels 0")
+    return Injected(_with_image(item, np.zeros_like(item.image), None), "all pixels 0")
 
 
 def exact_duplicate(item: JudgeInput, rng: np.random.Generator) -> Injected | None:

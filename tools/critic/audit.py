@@ -1,0 +1,224 @@
+"""Audit any COCO instances file with the embedded judges (`synthloop critique`).
+
+Steps:
+1. read and check the COCO file (images, annotations, categories); a file that cannot be used raises
+   `AuditError` (a ValueError; the CLI turns it into one error line);
+2. per image, convert its annotations into an `Annotation`: boxes as given, polygons and uncompressed RLE
+   turned into compressed RLE with pycocotools, compressed RLE kept, no segmentation → box only (the
+   boundary judge then checks the box border); crowd regions (`iscrowd: 1`) are not objects and are left out;
+   an annotation that cannot be converted becomes a reason of the `audit.annotations` check;
+3. read the image (RGB), run the judges; every image goes into one duplicate index, so a later copy of an
+   earlier image is flagged;
+4. one row per image, in the file's image order: `image_id`, `file_name`, `decision`, `reasons` (each
+   prefixed with its judge id), `scores` (`judge_id/score`), `judges` (judge id → decision).
+A missing or unreadable image file is reported on its row (decision reject, judge `audit.image`), so one bad
+file does not stop an audit of thousands.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthloop.tools.critic.base import Judge, JudgeInput, combine_any_reject
+from synthloop.tools.critic.duplicates import DuplicateIndex, difference_hash, pixel_sha256
+from synthloop.tools.critic.embedded import embedded_judges
+from synthloop.tools.io import atomic_write_jsonl
+from synthloop.tools.types import (
+    MAX_SIDE,
+    MIN_SIDE,
+    RLE,
+    Annotation,
+    Decision,
+    Instance,
+    Layout,
+    ObjectSpec,
+    Sample,
+    TaskSpec,
+    Verdict,
+)
+
+Progress = Callable[[int, int], None]
+
+
+class AuditError(ValueError):
+    """The COCO file or image folder cannot be audited; the message names the problem."""
+
+
+def load_coco(path: Path) -> dict[str, Any]:
+    """Read a COCO instances file and check the fields the audit needs."""
+    if not path.is_file():
+        raise AuditError(f"COCO file not found: {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AuditError(f"cannot read COCO file {path}: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise AuditError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise AuditError(f"{path} is not a COCO instances file: no 'images' list")
+    for key in ("annotations", "categories"):
+        if not isinstance(data.get(key, []), list):
+            raise AuditError(f"{path}: '{key}' must be a list")
+    for i, image in enumerate(data["images"]):
+        if not isinstance(image, dict) or "id" not in image or "file_name" not in image:
+            raise AuditError(f"{path}: images[{i}] needs 'id' and 'file_name'")
+    ids = [image["id"] for image in data["images"]]
+    if len(set(map(str, ids))) != len(ids):
+        raise AuditError(f"{path}: image ids are not unique")
+    return data
+
+
+def category_name(name: Any) -> str:
+    """A category name in the ClassName form (lower case, [a-z0-9 -], ≤ 48 characters)."""
+    text = re.sub(r"[^a-z0-9 \-]+", "-", str(name).strip().lower()).strip(" -")[:48]
+    return text or "object"
+
+
+def _segmentation_rle(segmentation: Any, height: int, width: int) -> RLE | None:
+    """Compressed RLE of a COCO segmentation (polygons, uncompressed or compressed RLE); None if absent."""
+    from pycocotools import mask as mask_utils
+
+    if segmentation is None or segmentation == [] or segmentation == {}:
+        return None
+    if isinstance(segmentation, list):
+        polygons = [p for p in segmentation if isinstance(p, list)]
+        if len(polygons) != len(segmentation) or any(len(p) < 6 or len(p) % 2 for p in polygons):
+            raise ValueError("polygons need an even number (≥ 6) of coordinates")
+        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+    elif isinstance(segmentation, dict) and "counts" in segmentation and "size" in segmentation:
+        if list(segmentation["size"]) != [height, width]:
+            raise ValueError(f"RLE size {segmentation['size']} is not the image's [{height}, {width}]")
+        counts = segmentation["counts"]
+        rle = (mask_utils.frPyObjects(segmentation, height, width) if isinstance(counts, list)
+               else {"size": [height, width], "counts": counts.encode("ascii") if isinstance(counts, str) else counts})
+    else:
+        raise ValueError("segmentation is neither polygons nor RLE")
+    counts = rle["counts"]
+    return RLE(size=(height, width), counts=counts.decode("ascii") if isinstance(counts, bytes) else counts)
+
+
+def coco_instance(ann: dict[str, Any], categories: dict[Any, str], height: int, width: int) -> Instance | None:
+    """One COCO annotation as an Instance (None for a crowd region); ValueError when it is unusable."""
+    if ann.get("iscrowd", 0):
+        return None
+    if ann.get("category_id") not in categories:
+        raise ValueError(f"unknown category_id {ann.get('category_id')}")
+    bbox = ann.get("bbox")
+    if not isinstance(bbox, list | tuple) or len(bbox) != 4:
+        raise ValueError(f"bbox {bbox} is not [x, y, w, h]")
+    segmentation = _segmentation_rle(ann.get("segmentation"), height, width)
+    if segmentation is not None:
+        from synthloop.tools.masks import rle_area
+
+        area = rle_area(segmentation)
+    else:
+        area = round(float(ann.get("area") or bbox[2] * bbox[3]))
+    return Instance(category=categories[ann["category_id"]], bbox=tuple(float(v) for v in bbox), area=max(area, 0),
+                    segmentation=segmentation, source="coco")
+
+
+def _read_image(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def _placeholder_spec(width: int, height: int) -> TaskSpec:
+    """Judges take a spec; an audit has none (the count check is off), so this one only carries the size."""
+    clamp = lambda v: min(max(int(v), MIN_SIDE), MAX_SIDE)  # noqa: E731
+    return TaskSpec(objects=[ObjectSpec(name="object", min_count=0, max_count=1)], n_images=1,
+                    width=clamp(width), height=clamp(height))
+
+
+def _sample_id(image_id: Any, position: int) -> str:
+    text = re.sub(r"[^A-Za-z0-9_\-]+", "_", str(image_id))
+    return f"{position:07d}_{text}"[:120]
+
+
+def _row(image: dict[str, Any], verdicts: list[Verdict]) -> dict[str, Any]:
+    return {
+        "image_id": image["id"],
+        "file_name": image["file_name"],
+        "decision": combine_any_reject(verdicts).value if verdicts else Decision.accept.value,
+        "reasons": [f"{v.judge}: {r}" for v in verdicts for r in v.reasons],
+        "scores": {f"{v.judge}/{k}": round(float(s), 6) for v in verdicts for k, s in v.scores.items()},
+        "judges": {v.judge: v.decision.value for v in verdicts},
+    }
+
+
+def audit_coco(coco_path: Path, images_dir: Path, *, judges: list[Judge] | None = None,
+               duplicates: DuplicateIndex | None = None, progress: Progress | None = None,
+               pixel_checks: bool = True) -> list[dict[str, Any]]:
+    """Judge every image of a COCO file; return one row per image (see the module docstring)."""
+    coco = load_coco(Path(coco_path))
+    if not Path(images_dir).is_dir():
+        raise AuditError(f"image folder not found: {images_dir}")
+    index = duplicates if duplicates is not None else DuplicateIndex()
+    judges = judges if judges is not None else embedded_judges(index, pixel_checks=pixel_checks,
+                                                               content_checks=False)
+    categories = {c.get("id"): category_name(c.get("name", "object")) for c in coco.get("categories", [])
+                  if isinstance(c, dict)}
+    by_image: dict[str, list[dict[str, Any]]] = {}
+    for ann in coco.get("annotations", []):
+        if isinstance(ann, dict):
+            by_image.setdefault(str(ann.get("image_id")), []).append(ann)
+
+    rows = []
+    total = len(coco["images"])
+    for position, image in enumerate(coco["images"]):
+        rows.append(_audit_image(image, position, by_image.get(str(image["id"]), []), categories,
+                                 Path(images_dir), judges, index))
+        if progress is not None:
+            progress(position + 1, total)
+    return rows
+
+
+def _audit_image(image: dict[str, Any], position: int, anns: list[dict[str, Any]], categories: dict[Any, str],
+                 images_dir: Path, judges: list[Judge], index: DuplicateIndex) -> dict[str, Any]:
+    path = images_dir / str(image["file_name"])
+    try:
+        pixels = _read_image(path)
+    except (OSError, ValueError) as exc:
+        problem = "not found" if isinstance(exc, FileNotFoundError) else f"unreadable ({exc})"
+        return _row(image, [Verdict(judge="audit.image", decision=Decision.reject,
+                                    reasons=[f"image file {path} {problem}"])])
+    height, width = pixels.shape[:2]
+    checks: list[str] = []
+    if (image.get("width"), image.get("height")) not in ((width, height), (None, None)):
+        checks.append(f"COCO size {image.get('width')}×{image.get('height')} ≠ image file {width}×{height}")
+    instances = []
+    for ann in anns:
+        try:
+            instance = coco_instance(ann, categories, height, width)
+        except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+            first = str(exc).splitlines()[0]
+            checks.append(f"annotation {ann.get('id')}: {first}")
+            continue
+        if instance is not None:
+            instances.append(instance)
+    sample_id = _sample_id(image["id"], position)
+    sample = Sample(
+        id=sample_id, index=position, attempt=0, seed=0, split="audit", image_path=str(image["file_name"]),
+        width=width, height=height, annotation=Annotation(instances=instances),
+        layout=Layout(width=min(max(width, MIN_SIDE), MAX_SIDE), height=min(max(height, MIN_SIDE), MAX_SIDE),
+                      objects=[], seed=0, source="coco"),
+        image_sha256=pixel_sha256(pixels), phash=difference_hash(pixels),
+    )
+    item = JudgeInput(sample=sample, image=pixels, spec=_placeholder_spec(width, height))
+    verdicts = [Verdict(judge="audit.annotations", decision=Decision.reject if checks else Decision.accept,
+                        reasons=checks, scores={"n_instances": float(len(instances))})]
+    verdicts += [judge.judge(item) for judge in judges]
+    index.add(sample.id, sample.image_sha256 or "", sample.phash or "")
+    return _row(image, verdicts)
+
+
+def write_audit(rows: list[dict[str, Any]], out: Path) -> None:
+    """Write the rows as JSONL, atomically."""
+    atomic_write_jsonl(out, rows)
