@@ -451,6 +451,117 @@ def arena(
             play(Path(tmp))
 
 
+@app.command()
+def critique(
+    coco_json: Annotated[Path, typer.Argument(metavar="COCO_JSON", help="A COCO instances file.")],
+    images: Annotated[Path, typer.Option("--images", help="Folder the COCO file_name paths are relative to.")],
+    out: Annotated[Path, typer.Option("--out", help="JSONL to write: one line per image.")],
+    no_pixels: Annotated[bool, typer.Option("--no-pixel-checks", help="Skip image-quality and boundary "
+                                                                      "evidence judges.")] = False,
+) -> None:
+    """Audit any COCO dataset with the embedded judges; one verdict line per image."""
+    from collections import Counter
+
+    from synthloop.tools.critic.audit import AuditError, audit_coco, write_audit
+
+    if out.is_dir():
+        raise CliError(f"--out {out} is a directory; give a .jsonl file path")
+    progress = _Progress()
+    progress.progress.columns = progress.progress.columns[:3] + progress.progress.columns[4:]
+
+    def tick(done: int, total: int) -> None:
+        if progress.task_id is None:
+            progress.progress.start()
+            progress.task_id = progress.progress.add_task("auditing", total=total, rejected=0)
+        progress.progress.update(progress.task_id, completed=done)
+
+    try:
+        rows = audit_coco(coco_json, images, progress=tick, pixel_checks=not no_pixels)
+    except AuditError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        progress.stop()
+    try:
+        write_audit(rows, out)
+    except OSError as exc:
+        raise CliError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    counts = Counter(row["decision"] for row in rows)
+    typer.echo(f"{out}: {len(rows)} images, " + ", ".join(f"{counts.get(d, 0)} {d}" for d in ("accept", "edit",
+                                                                                           "reject")))
+
+
+eval_app = typer.Typer(help="Measure the planner, the critic and the data.", no_args_is_help=True,
+                       rich_markup_mode=None)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("critic")
+def eval_critic(
+    labels: Annotated[Path, typer.Argument(metavar="LABELS", help="Human labels JSONL (pointwise and/or pairwise).")],
+    critique_file: Annotated[Path | None, typer.Option("--critique", help="`synthloop critique` output JSONL.")] = None,
+    coco: Annotated[Path | None, typer.Option("--coco", help="Or: judge this COCO file now (with --images).")] = None,
+    images: Annotated[Path | None, typer.Option("--images", help="Image folder of --coco.")] = None,
+    score: Annotated[str | None, typer.Option(
+        "--score", help="Score key of the critique rows used for rankings (default: accept 1 / edit ½ / reject 0)."
+    )] = None,
+    ratings: Annotated[Path | None, typer.Option("--ratings", help="Ratings JSON {\"scores\": {id: rating}}.")] = None,
+    matches: Annotated[Path | None, typer.Option("--matches", help="The judge's pairwise votes (Match JSONL).")] = None,
+    bootstrap_rounds: Annotated[int, typer.Option("--bootstrap", help="Bootstrap rounds.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the report as JSON here.")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Score histogram PNG (default: next to --out).")] = None,
+) -> None:
+    """Agreement of a judge with human labels: accuracy, κ, reject precision/recall, τ, pairwise agreement."""
+    import tempfile
+
+    from synthloop.evals.critic_agreement import LabelError, format_report, run_agreement
+    from synthloop.tools.critic.audit import AuditError, audit_coco, write_audit
+    from synthloop.tools.io import atomic_write_json
+
+    _check_count("--bootstrap", bootstrap_rounds, 1, 100_000)
+    if (critique_file is None) == (coco is None):
+        raise CliError("give either --critique FILE or --coco FILE --images DIR")
+    if plot is None and out is not None:
+        plot = out.with_suffix(".png")
+    with tempfile.TemporaryDirectory(prefix="synthloop-eval-") as tmp:
+        if coco is not None:
+            if images is None:
+                raise CliError("--coco needs --images DIR")
+            try:
+                critique_file = Path(tmp) / "critique.jsonl"
+                write_audit(audit_coco(coco, images), critique_file)
+            except AuditError as exc:
+                raise CliError(str(exc)) from exc
+        try:
+            report = run_agreement(labels, critique_file, score_key=score, ratings=ratings, matches=matches,
+                                   rounds=bootstrap_rounds, seed=seed, plot=plot)
+        except LabelError as exc:
+            raise CliError(str(exc)) from exc
+    typer.echo(format_report(report))
+    if out is not None:
+        atomic_write_json(out, report.to_dict(), indent=2)
+
+
+@eval_app.command("critic-defects")
+def eval_critic_defects(
+    n: Annotated[int, typer.Option("--n", help="Clean samples (each defect is injected into each).")] = 200,
+    size: Annotated[int, typer.Option("--size", help="Image side in pixels.")] = 512,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the samples and the injections.")] = 0,
+    out: Annotated[Path | None, typer.Option("--out", help="Write counts and rates as JSON here.")] = None,
+) -> None:
+    """Defect benchmark: per-defect catch rate and clean false rejects of every embedded judge."""
+    from synthloop.evals.critic_defects import format_defect_bench, run_defect_bench
+    from synthloop.tools.io import atomic_write_json
+
+    _check_count("--n", n, 1, 100_000)
+    _check_count("--size", size, 64, 4096)
+    _check_count("--seed", seed, 0, 2**32 - 1)
+    bench = run_defect_bench(n=n, size=size, seed=seed)
+    typer.echo(format_defect_bench(bench))
+    if out is not None:
+        atomic_write_json(out, bench.to_dict(), indent=2)
+
+
 def main() -> None:
     """Entry point: run the app, turning user mistakes into one line on stderr and exit code 2."""
     from synthloop.agent.errors import UserInputError
