@@ -181,11 +181,15 @@ def run_arena(
         name = path.stem if path.stem not in specs else f"{path.stem}-{len(specs)}"
         specs[name] = _spec_for(spec, update, f"spec {path}")
 
+    # Every contestant's spec is checked before anything runs.
+    run_specs = {(c.name, spec_name): _spec_for(spec, c.spec_overrides, f"contestant '{c.name}'")
+                 for spec_name, spec in specs.items() for c in contestants}
+
     # 1. generate: every contestant on every spec, same seeds.
     kept: dict[tuple[str, str], dict[int, Any]] = {}
-    for spec_name, spec in specs.items():
+    for spec_name in specs:
         for c in contestants:
-            run_spec = _spec_for(spec, c.spec_overrides, f"contestant '{c.name}'")
+            run_spec = run_specs[c.name, spec_name]
             out = work_dir / "runs" / c.name / spec_name
             notify(f"generating {c.name} on {spec_name} ({run_spec.n_images} images)")
             start_run(out, c.config, spec=run_spec, auto_approve=True)
