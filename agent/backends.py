@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from synthloop.agent.config import RunConfig
+from synthloop.agent.config import DetectorConfig, RunConfig
 from synthloop.agent.errors import UserInputError
 from synthloop.tools.annotate.base import Annotator
 from synthloop.tools.critic.base import Judge
@@ -44,11 +44,30 @@ def make_annotator(name: str) -> Annotator:
 
 
 def make_judges(config: RunConfig, duplicates: DuplicateIndex) -> list[Judge]:
-    """The embedded critic: rule judges in a fixed order (their verdicts are recorded in this order)."""
-    return [
+    """The embedded critic: rule judges in a fixed order (their verdicts are recorded in this order), then the
+    detector-agreement judge when one is configured."""
+    judges: list[Judge] = [
         GeometryJudge(min_side_px=config.min_box_side_px),
         MaskBoxJudge(),
         OcclusionJudge(min_visible_fraction=config.min_visible_fraction),
         ContentJudge(),
         DuplicateJudge(duplicates, max_hamming=config.near_duplicate_max_hamming),
     ]
+    if config.detector is not None:
+        judges.append(make_detector_judge(config.detector))
+    return judges
+
+
+def make_detector_judge(config: DetectorConfig) -> Judge:
+    """The detector-agreement judge over the configured detector; a missing model or package is a user error."""
+    from synthloop.tools.critic.detector import DetectorAgreementJudge, DetectorError
+    from synthloop.tools.critic.detectors import load_detector
+
+    try:
+        detector = load_detector(config.backend, config.model, device=config.device, dtype=config.dtype,
+                                 options=config.options)
+        return DetectorAgreementJudge(detector, iou=config.iou, min_overlap=config.min_overlap,
+                                      min_score=config.min_score, extra_score=config.extra_score,
+                                      policy=config.policy, max_edits=config.max_edits)
+    except DetectorError as exc:
+        raise UserInputError(f"detector: {exc}") from exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -43,6 +44,28 @@ class LLMConfig(BaseModel):
         return os.environ.get(self.api_key_env, "not-needed")
 
 
+class DetectorConfig(BaseModel):
+    """The detector-agreement judge (off unless configured): which detector, and how strictly to compare.
+
+    `backend`: owlv2 | owlvit | grounding_dino | yolov3_darknet; `model`: a local directory (or a hub id already
+    in the local cache); thresholds as in `synthloop.tools.critic.detector`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: str = Field(description="owlv2 | owlvit | grounding_dino | yolov3_darknet")
+    model: str = Field(min_length=1, description="Local model directory or cached hub id.")
+    device: str = Field(default="auto", description="auto (cuda when available, else cpu) | cpu | cuda[:N]")
+    dtype: str = Field(default="float32", pattern="^(float32|float16|bfloat16)$", description="Used off the CPU.")
+    iou: float = Field(default=0.5, gt=0.0, le=1.0, description="IoU for a detection to confirm a box.")
+    min_overlap: float = Field(default=0.1, gt=0.0, le=1.0, description="IoU below which a box is not 'shifted'.")
+    min_score: float = Field(default=0.3, ge=0.0, le=1.0, description="Detections below this are ignored.")
+    extra_score: float = Field(default=0.5, ge=0.0, le=1.0, description="Unannotated detections above: extra.")
+    policy: Literal["edit", "reject"] = "edit"
+    max_edits: int = Field(default=2, ge=0, le=100, description="More disagreements than this: reject.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Backend keywords, e.g. score_threshold.")
+
+
 class RunConfig(BaseModel):
     """Everything about a run that is not the dataset spec itself."""
 
@@ -58,6 +81,7 @@ class RunConfig(BaseModel):
     min_box_side_px: float = Field(default=4.0, ge=0.0)
     near_duplicate_max_hamming: int = Field(default=12, ge=0, le=256)
     png_compress_level: int = Field(default=1, ge=0, le=9)
+    detector: DetectorConfig | None = Field(default=None, description="Detector-agreement judge; None = off.")
 
 
 def load_config(path: str | Path | None) -> RunConfig:
