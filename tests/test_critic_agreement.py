@@ -1,0 +1,103 @@
+"""`synthloop eval critic` metrics against values computed by hand on tiny inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from synthloop.agent.cli import app
+from synthloop.evals.critic_agreement import (
+    bootstrap,
+    cohen_kappa,
+    evaluate,
+    kendall_tau_b,
+    precision_recall,
+    run_agreement,
+)
+
+POINTWISE = {"1": "reject", "2": "reject", "3": "accept", "4": "accept", "5": "accept", "6": "accept"}
+DECISIONS = {"1": "reject", "2": "accept", "3": "reject", "4": "accept", "5": "accept", "6": "accept"}
+SCORES = {k: {"accept": 1.0, "reject": 0.0}[v] for k, v in DECISIONS.items()}
+PAIRWISE = [("1", "2", "a"), ("3", "4", "b"), ("5", "6", "tie")]
+
+
+def test_binary_metrics_by_hand() -> None:
+    truth, predicted = [1, 1, 0, 0, 0, 0], [1, 0, 1, 0, 0, 0]
+    # observed 4/6, chance (1/3)(1/3) + (2/3)(2/3) = 5/9  →  κ = (2/3 - 5/9) / (4/9) = 1/4
+    assert cohen_kappa(truth, predicted) == pytest.approx(0.25)
+    assert precision_recall(truth, predicted) == (0.5, 0.5)
+    assert cohen_kappa([1, 0, 1], [1, 0, 1]) == pytest.approx(1.0)
+
+
+def test_kendall_tau_b_by_hand() -> None:
+    assert kendall_tau_b([1, 2, 3, 4], [1, 2, 3, 4]) == pytest.approx(1.0)
+    assert kendall_tau_b([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # 15 pairs, 7 tied in each; concordant - discordant = 3 - 1  →  τ_b = 2 / sqrt(8 · 8)
+    assert kendall_tau_b([0, 1, 0, 1, 1, 1], [0, 0, 1, 1, 1, 1]) == pytest.approx(0.25)
+    # one tie in x: pairs 3, (n0 - n1)(n0 - n2) = 2 · 3, C - D = 2  →  2 / sqrt(6)
+    assert kendall_tau_b([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / np.sqrt(6))
+    assert np.isnan(kendall_tau_b([1, 1, 1], [1, 2, 3]))
+
+
+def test_evaluate_pointwise_and_pairwise() -> None:
+    report = evaluate(POINTWISE, PAIRWISE, DECISIONS, SCORES, rounds=200, seed=3)
+    m = report.metrics
+    assert m["accuracy"].value == pytest.approx(4 / 6) and m["accuracy"].n == 6
+    assert m["cohen_kappa"].value == pytest.approx(0.25)
+    assert m["reject_precision"].value == pytest.approx(0.5) and m["reject_recall"].value == pytest.approx(0.5)
+    assert m["kendall_tau_pointwise"].value == pytest.approx(0.25)
+    # pair (1, 2): judge scores 0 < 1, human picks 1 → 0; pair (3, 4): judge 0 < 1, human picks 4 → 1;
+    # the human tie is left out
+    assert m["pairwise_agreement"].value == pytest.approx(0.5) and m["pairwise_agreement"].n == 2
+    for estimate in m.values():
+        if np.isfinite(estimate.low):
+            assert estimate.low <= estimate.value + 1e-9 and estimate.value <= estimate.high + 1e-9
+
+
+def test_judge_matches_give_pairwise_agreement_and_position_consistency() -> None:
+    matches = [{"a": "1", "b": "2", "winner": "a", "swapped": False},
+               {"a": "1", "b": "2", "winner": "b", "swapped": True},
+               {"a": "3", "b": "4", "winner": "b", "swapped": False},
+               {"a": "4", "b": "3", "winner": "a", "swapped": True}]
+    report = evaluate({}, PAIRWISE, DECISIONS, SCORES, matches=matches, rounds=100)
+    assert report.metrics["position_consistency"].value == pytest.approx(0.5)
+    assert report.metrics["pairwise_agreement"].value == pytest.approx(0.75)  # (1,2): p = ½; (3,4): b both times
+
+
+def test_bootstrap_is_seeded_and_brackets_the_estimate() -> None:
+    values = np.random.default_rng(0).random(50)
+    low, high = bootstrap(lambda k: float(values[k].mean()), 50, rounds=300, seed=7)
+    assert low <= values.mean() <= high
+    assert (low, high) == bootstrap(lambda k: float(values[k].mean()), 50, rounds=300, seed=7)
+
+
+def test_eval_critic_cli_writes_report_and_plot(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps({"image_id": int(k), "label": v}) + "\n" for k, v in POINTWISE.items())
+                      + json.dumps({"a": 1, "b": 2, "winner": "a"}) + "\n")
+    critique = tmp_path / "critique.jsonl"
+    critique.write_text("".join(json.dumps({"image_id": int(k), "decision": v, "reasons": [], "scores": {},
+                                            "judges": {}}) + "\n" for k, v in DECISIONS.items()))
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["eval", "critic", str(labels), "--critique", str(critique), "--out", str(out),
+                                      "--bootstrap", "100"], standalone_mode=False)
+    assert result.exception is None, result.output
+    assert "cohen_kappa" in result.output and "0.250" in result.output
+    report = json.loads(out.read_text())
+    assert report["metrics"]["accuracy"]["value"] == pytest.approx(4 / 6)
+    with Image.open(out.with_suffix(".png")) as plot:
+        assert plot.size == (640, 360)
+
+
+def test_label_errors_name_the_line(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text('{"image_id": 1, "label": "maybe"}\n')
+    critique = tmp_path / "c.jsonl"
+    critique.write_text("")
+    with pytest.raises(ValueError, match="row 1: label must be"):
+        run_agreement(labels, critique)
