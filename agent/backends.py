@@ -7,7 +7,15 @@ from synthloop.agent.errors import UserInputError
 from synthloop.tools.annotate.base import Annotator
 from synthloop.tools.critic.base import Judge
 from synthloop.tools.critic.duplicates import DuplicateIndex, DuplicateJudge
-from synthloop.tools.critic.rules import ContentJudge, GeometryJudge, MaskBoxJudge, OcclusionJudge
+from synthloop.tools.critic.pixels import BoundaryEvidenceJudge, ImageQualityJudge
+from synthloop.tools.critic.rules import (
+    ContentJudge,
+    GeometryJudge,
+    MaskBoxJudge,
+    OcclusionJudge,
+    TinyObjectJudge,
+    TruncationJudge,
+)
 from synthloop.tools.layout.base import LayoutSampler
 from synthloop.tools.render.base import Renderer
 
@@ -50,9 +58,15 @@ def make_judges(config: RunConfig, duplicates: DuplicateIndex) -> list[Judge]:
         GeometryJudge(min_side_px=config.min_box_side_px),
         MaskBoxJudge(),
         OcclusionJudge(min_visible_fraction=config.min_visible_fraction),
+        TruncationJudge(max_cut=config.max_truncated_fraction),
+        TinyObjectJudge(min_area_fraction=config.min_area_fraction),
         ContentJudge(),
-        DuplicateJudge(duplicates, max_hamming=config.near_duplicate_max_hamming),
     ]
+    if config.image_quality_checks:
+        judges.append(ImageQualityJudge())
+    if config.boundary_evidence:
+        judges.append(BoundaryEvidenceJudge())
+    judges.append(DuplicateJudge(duplicates, max_hamming=config.near_duplicate_max_hamming))
     if config.detector is not None:
         judges.append(make_detector_judge(config.detector))
     return judges

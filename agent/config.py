@@ -80,6 +80,12 @@ class RunConfig(BaseModel):
     min_visible_fraction: float = Field(default=0.25, ge=0.0, le=1.0)
     min_box_side_px: float = Field(default=4.0, ge=0.0)
     near_duplicate_max_hamming: int = Field(default=12, ge=0, le=256)
+    min_area_fraction: float = Field(default=0.0004, ge=0.0, le=1.0, description="Tiny-object limit (of image area).")
+    max_truncated_fraction: float = Field(default=0.5, ge=0.0, le=1.0, description="Largest share cut by the border.")
+    image_quality_checks: bool = Field(default=True, description="Reject black / white / constant / saturated images.")
+    boundary_evidence: bool = Field(
+        default=False, description="Check masks/boxes against image edges (~1 ms per 512² image; exact compositor "
+                                   "labels cannot be off their objects, generated images with SAM labels can).")
     png_compress_level: int = Field(default=1, ge=0, le=9)
     detector: DetectorConfig | None = Field(default=None, description="Detector-agreement judge; None = off.")
 
