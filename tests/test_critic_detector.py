@@ -179,3 +179,17 @@ def test_too_many_disagreements_or_nothing_confirmed_is_rejected() -> None:
 def test_inconsistent_settings_are_refused(kwargs: dict) -> None:
     with pytest.raises(DetectorError):
         DetectorAgreementJudge(ScriptedDetector([]), **kwargs)
+
+
+def test_a_perfect_detector_catches_every_annotation_defect_by_construction() -> None:
+    from synthloop.evals.defects import clean_items
+    from synthloop.evals.detector_agreement import EXPECTED_KIND, OracleDetector, run
+
+    items = clean_items(6, size=128, seed=3)
+    rows, _ = run(OracleDetector(items), items=items, seed=3)
+    assert rows["clean"].n == 6 and rows["clean"].caught == 0
+    for defect in ("missing_box", "extra_box", "relabel"):
+        row = rows[defect]
+        assert row.n > 0 and row.caught == row.n and row.kinds[EXPECTED_KIND[defect]] == row.n, defect
+    for defect in ("box_shift", "box_mask_shift"):
+        assert rows[defect].caught == rows[defect].n > 0
