@@ -44,6 +44,17 @@ def coco_ids(out_dir: Path) -> dict[str, tuple[int, str]]:
     return found
 
 
+def _accepted_by(judges: list[str]) -> str:
+    """'accepted by rules (geometry, mask box, …)': judge ids grouped by their prefix."""
+    groups: dict[str, list[str]] = {}
+    for judge in judges:
+        prefix, _, name = judge.partition(".")
+        groups.setdefault(prefix, []).append(name.replace("_", " "))
+    parts = [f"{prefix} ({', '.join(n for n in names if n)})" if any(names) else prefix
+             for prefix, names in groups.items()]
+    return "accepted by " + "; ".join(parts)
+
+
 def _kept_files(out_dir: Path) -> list[Path]:
     return sorted((out_dir / ".work" / "kept").glob("*.json"))
 
@@ -54,8 +65,8 @@ def _rejected_files(out_dir: Path) -> list[Path]:
 
 def _kept_entry(run_id: str, sample: Any, ids: dict[str, tuple[int, str]]) -> dict[str, Any]:
     reasons = [f"{v.judge}: {r}" for v in sample.verdicts for r in v.reasons]
-    if not reasons:
-        reasons = ["accepted by " + ", ".join(v.judge for v in sample.verdicts)] if sample.verdicts else []
+    if not reasons and sample.verdicts:
+        reasons = [_accepted_by([v.judge for v in sample.verdicts])]
     coco = ids.get(sample.id)
     return {
         "name": sample.id, "sample_id": sample.id, "split": sample.split, "kind": "kept", "decision": "accept",

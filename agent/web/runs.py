@@ -293,6 +293,7 @@ class RunManager:
             handle.set_status("cancelled")
             return
         handle.kept, handle.rejected = summary.kept, summary.rejected
-        text = format_run(summary).replace(str(summary.out_dir), handle.run_id)
+        text = format_run(summary).replace(f"{summary.out_dir}/", "./")
+        text += f"\nfiles in {handle.out_dir} (or download the zip)" if summary.exported else ""
         handle.add_event("assistant", text, summary=True)
         handle.set_status("done" if summary.exported else "error", "" if summary.exported else "not exported")

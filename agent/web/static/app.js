@@ -184,6 +184,7 @@ function renderSpec(spec, editable) {
   table.querySelectorAll("input, select, button").forEach((n) => { n.disabled = !editable; });
   $("spec-table").replaceChildren(table);
   for (const id of ["apply-edit", "approve", "cancel"]) $(id).disabled = !editable;
+  document.querySelector("#spec-panel .actions").hidden = !editable;
   $("spec-state").textContent = editable ? "— waiting for your approval" : "";
   $("spec-panel").hidden = false;
 }
@@ -334,6 +335,7 @@ async function nextPair() {
     ui.pair = await api(`/api/runs/${ui.run}/pair`);
     $("ab-a").replaceChildren(...abFigure("a", ui.pair.a));
     $("ab-b").replaceChildren(...abFigure("b", ui.pair.b));
+    $("ab").dataset.pair = String(Number($("ab").dataset.pair || 0) + 1);  // pairs shown so far
   } catch (err) { showError(err); }
 }
 
