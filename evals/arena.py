@@ -142,6 +142,16 @@ def _check_contestants(contestants: Sequence[Contestant]) -> None:
                                  f"(available: {', '.join(RENDERERS)})")
 
 
+def rule_pairwise_judge() -> RulePairwiseJudge:
+    """The fallback judge over the embedded critic of the default run config (the same rules for every
+    contestant), without the duplicate judge (same seeds may legitimately give the same image)."""
+    from synthloop.agent.backends import make_judges
+    from synthloop.tools.critic.duplicates import DuplicateIndex, DuplicateJudge
+
+    judges = [j for j in make_judges(RunConfig(), DuplicateIndex()) if not isinstance(j, DuplicateJudge)]
+    return RulePairwiseJudge(judges)
+
+
 def _load_image(path: Path) -> np.ndarray:
     from PIL import Image
 
@@ -170,7 +180,7 @@ def run_arena(
     _check_contestants(contestants)
     if not spec_files:
         raise UserInputError("give at least one spec file")
-    judge = judge or RulePairwiseJudge()
+    judge = judge or rule_pairwise_judge()
     notify = on_event or (lambda message: None)
     specs: dict[str, TaskSpec] = {}
     for path in spec_files:
