@@ -56,30 +56,42 @@ def _static_dir() -> Path:
 
 
 class BodyLimit:
-    """ASGI middleware: refuse request bodies over `limit` bytes (by header, and by counting chunked ones)."""
+    """ASGI middleware: refuse request bodies over `limit` bytes, by header or by counting (chunked uploads).
+
+    The body is read here first (at most `limit` bytes are ever held) and replayed to the app.
+    """
 
     def __init__(self, app: Any, limit: int) -> None:
         self.app, self.limit = app, limit
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length")
         too_large = JSONResponse({"error": f"request body too large (limit {self.limit} bytes)"}, 413)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             return await too_large(scope, receive, send)
-        seen = 0
-
-        async def counted() -> dict:
-            nonlocal seen
+        chunks, size = [], 0
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise UnsafeRequest(f"request body too large (limit {self.limit} bytes)", 413)
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                return await too_large(scope, receive, send)
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body, replayed = b"".join(chunks), False
 
-        return await self.app(scope, counted, send)
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
 
 
 def _state(handle: RunHandle, since: int) -> dict[str, Any]:
@@ -113,6 +125,7 @@ def create_app(
     manager = RunManager(workspace, config, planner_factory, reviser_factory)
     app = FastAPI(title="synthloop", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.manager = manager
+    app.add_middleware(BodyLimit, limit=MAX_UPLOAD_BYTES + 1024)  # inside the token check (added after it)
 
     @app.middleware("http")
     async def check_token(request: Request, call_next: Any) -> Response:
@@ -251,7 +264,6 @@ def create_app(
                             background=BackgroundTask(Path(tmp).unlink, missing_ok=True))
 
     app.mount("/static", StaticFiles(directory=_static_dir()), name="static")
-    app.add_middleware(BodyLimit, limit=MAX_UPLOAD_BYTES + 1024)
     return app
 
 
