@@ -28,13 +28,23 @@ from synthloop.tools.seeding import derive_seed, split_for_index
 from synthloop.tools.types import Decision, Layout, Sample, TaskSpec
 
 
+def _deps(runtime: Runtime[Deps] | None) -> Deps:
+    """The runtime context; default Deps when the graph runs without one (e.g. under `langgraph dev`)."""
+    context = getattr(runtime, "context", None)
+    if isinstance(context, Deps):
+        return context
+    from synthloop.agent.default_deps import default_deps
+
+    return default_deps()
+
+
 def _spec(state: RunState) -> TaskSpec:
     return TaskSpec.model_validate(state["spec"])
 
 
 def plan(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     """Turn the request (plus any clarifying answers) into a TaskSpec."""
-    deps = runtime.context
+    deps = _deps(runtime)
     request = " ".join([state.get("request", ""), *state.get("answers", [])]).strip()
     deps.report("planning", request=request)
     spec = deps.planner(request)
@@ -51,7 +61,7 @@ def approve(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     Edits lead back here, so the user approves the spec that will actually run. With auto-approve (`--yes`)
     documented defaults are taken, but a spec with an open question is refused, never guessed.
     """
-    deps = runtime.context
+    deps = _deps(runtime)
     spec = _spec(state)
     if deps.auto_approve:
         if spec.questions:
@@ -92,7 +102,7 @@ def approve(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
 
 def layout(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     """Open the next batch: retried slots first, then fresh sample indices, within the attempt budget."""
-    deps = runtime.context
+    deps = _deps(runtime)
     spec = _spec(state)
     retries: list[Slot] = list(state.get("retry_slots", []))
     next_index = state.get("next_index", 0)
@@ -140,7 +150,7 @@ def _render_one(deps: Deps, spec: TaskSpec, sample: Sample) -> RenderResult:
 
 def render(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     """Render the batch in parallel and write each image (PNG, atomically) to its final path."""
-    deps = runtime.context
+    deps = _deps(runtime)
     spec = _spec(state)
     samples = [Sample.model_validate(s) for s in state["batch"]]
     with deps.timers.phase("render"):
@@ -166,7 +176,7 @@ def _render_for(deps: Deps, spec: TaskSpec, sample: Sample) -> RenderResult:
 
 def annotate(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     """Annotate every sample of the batch."""
-    deps = runtime.context
+    deps = _deps(runtime)
     spec = _spec(state)
     samples = [Sample.model_validate(s) for s in state["batch"]]
     renders = [_render_for(deps, spec, s) for s in samples]
@@ -206,7 +216,7 @@ def critique(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     one asking for a re-render queues the next attempt with the same layout and a new seed; anything else
     (and every reject) queues a new layout. Attempts stop at the spec's per-image budget.
     """
-    deps = runtime.context
+    deps = _deps(runtime)
     spec = _spec(state)
     samples = sorted((Sample.model_validate(s) for s in state["batch"]), key=lambda s: s.index)
     kept, rejected = state.get("kept", 0), state.get("rejected", 0)
@@ -248,7 +258,7 @@ def critique(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
 
 def export(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     """Write every requested format, the manifest, rejected.jsonl and the dataset card."""
-    deps = runtime.context
+    deps = _deps(runtime)
     spec = _spec(state)
     deps.report("exporting")
     with deps.timers.phase("export"):
