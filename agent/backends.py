@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from synthloop.agent.config import DetectorConfig, RunConfig
+from typing import TYPE_CHECKING
+
+from synthloop.agent.config import DetectorConfig, RunConfig, VLMConfig
 from synthloop.agent.errors import UserInputError
 from synthloop.tools.annotate.base import Annotator
 from synthloop.tools.critic.base import Judge
 from synthloop.tools.critic.duplicates import DuplicateIndex, DuplicateJudge
+from synthloop.tools.critic.pairwise import PairwiseJudge
 from synthloop.tools.critic.pixels import BoundaryEvidenceJudge, ImageQualityJudge
 from synthloop.tools.critic.rules import (
     ContentJudge,
@@ -18,6 +21,9 @@ from synthloop.tools.critic.rules import (
 )
 from synthloop.tools.layout.base import LayoutSampler
 from synthloop.tools.render.base import Renderer
+
+if TYPE_CHECKING:
+    from synthloop.tools.llm.client import LLMClient
 
 LAYOUTS = ("procedural",)
 RENDERERS = ("compositor",)
@@ -69,7 +75,31 @@ def make_judges(config: RunConfig, duplicates: DuplicateIndex) -> list[Judge]:
     judges.append(DuplicateJudge(duplicates, max_hamming=config.near_duplicate_max_hamming))
     if config.detector is not None:
         judges.append(make_detector_judge(config.detector))
+    if config.vlm is not None and config.vlm.pointwise:
+        from synthloop.tools.critic.vlm import VLMJudge
+
+        judges.append(VLMJudge(make_vlm_client(config.vlm), samples=config.vlm.samples))
     return judges
+
+
+def make_vlm_client(config: VLMConfig) -> LLMClient:
+    """The client for the configured vision endpoint (through the one LLM client: timeouts, retries)."""
+    from synthloop.tools.llm.client import LLMClient
+
+    return LLMClient.from_settings(config)
+
+
+def make_pairwise_judge(config: RunConfig, duplicates: DuplicateIndex) -> PairwiseJudge:
+    """The judge that picks best-of-n winners: the VLM when configured, else the rule-score heuristic."""
+    if config.vlm is not None:
+        from synthloop.tools.critic.vlm import PairwiseVLMJudge
+
+        return PairwiseVLMJudge(make_vlm_client(config.vlm), samples=config.vlm.samples)
+    from synthloop.tools.critic.pairwise import RulePairwiseJudge
+
+    rule_judges = [j for j in make_judges(config.model_copy(update={"vlm": None, "detector": None}), duplicates)
+                   if not isinstance(j, DuplicateJudge)]
+    return RulePairwiseJudge(rule_judges)
 
 
 def make_detector_judge(config: DetectorConfig) -> Judge:

@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from synthloop.tools.critic.ensemble import EnsembleConfig
+
 
 class ConfigError(ValueError):
     """A configuration file or value is unusable; the message names the problem."""
@@ -42,6 +44,23 @@ class LLMConfig(BaseModel):
     def api_key(self) -> str:
         """The API key from the environment (a placeholder for local servers that need none)."""
         return os.environ.get(self.api_key_env, "not-needed")
+
+
+class VLMConfig(LLMConfig):
+    """The VLM judge (off unless configured): any OpenAI-compatible vision endpoint.
+
+    It judges every sample pointwise (reasons first, then scores and accept / reject / edit) and, with
+    `best_of_n > 1`, picks the best of several renders per layout pairwise (both orders asked).
+    """
+
+    base_url: str = Field(description="OpenAI-compatible vision endpoint, e.g. http://host/v1")  # type: ignore[assignment]
+    model: str = Field(description="Vision model name sent to the endpoint.")
+    api_key_env: str = Field(default="SYNTHLOOP_VLM_API_KEY", description="Environment variable with the key.")
+    timeout_s: float = Field(default=120.0, gt=0)
+    structured_output: str = Field(default="json_schema",
+                                   pattern="^(json_object_schema|json_schema|json_object|none)$")
+    samples: int = Field(default=1, ge=1, le=16, description="Answers per question (majority / preference).")
+    pointwise: bool = Field(default=True, description="Judge every sample pointwise.")
 
 
 class DetectorConfig(BaseModel):
@@ -88,6 +107,10 @@ class RunConfig(BaseModel):
                                    "labels cannot be off their objects, generated images with SAM labels can).")
     png_compress_level: int = Field(default=1, ge=0, le=9)
     detector: DetectorConfig | None = Field(default=None, description="Detector-agreement judge; None = off.")
+    vlm: VLMConfig | None = Field(default=None, description="VLM judge; None = off.")
+    ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig,
+                                     description="How judges combine: any_reject (default) or weighted_vote.")
+    best_of_n: int = Field(default=1, ge=1, le=8, description="Renders per layout; the pairwise judge keeps one.")
 
 
 def load_config(path: str | Path | None) -> RunConfig:

@@ -19,6 +19,7 @@ from synthloop.agent.config import RunConfig
 from synthloop.tools.annotate.base import Annotator
 from synthloop.tools.critic.base import Judge
 from synthloop.tools.critic.duplicates import DuplicateIndex
+from synthloop.tools.critic.pairwise import PairwiseJudge
 from synthloop.tools.layout.base import LayoutSampler
 from synthloop.tools.render.base import Renderer, RenderResult
 from synthloop.tools.types import TaskSpec
@@ -65,8 +66,10 @@ class Deps:
     reviser: Reviser | None = None
     progress: ProgressCallback | None = None
     timers: Timers = field(default_factory=Timers)
+    pairwise: PairwiseJudge | None = None  # picks best-of-n winners
     # Renders of the batch in flight, by sample id. Lost on a crash; nodes re-render (deterministic) then.
     scratch: dict[str, RenderResult] = field(default_factory=dict)
+    candidates: dict[str, list[RenderResult]] = field(default_factory=dict)  # best-of-n renders, by sample id
 
     @property
     def work_dir(self) -> Path:

@@ -1,10 +1,11 @@
 """The synthloop state machine.
 
-    START ─► plan ─► approve ─► layout ─► render ─► annotate ─► critique ─┐
-              ▲         │          ▲                                     │
-              └─answer──┘          └──────────── not enough kept ────────┤
-                                                                         └─► export ─► END
-A spec given up front skips `plan`; an empty batch (attempt budget spent) goes straight to export.
+    START ─► plan ─► approve ─► layout ─► render ─► annotate ─(select)─► critique ─┐
+              ▲       │  ▲ │       ▲                                              │
+              └answer─┘  └─┘edit   └──────────────── not enough kept ─────────────┤
+                                                                                  └─► export ─► END
+A spec given up front skips `plan`; `select` (best-of-n) runs only when more than one render per layout is
+asked for; an empty batch (attempt budget spent) goes straight to export.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from langgraph.graph.state import CompiledStateGraph
 
 from synthloop.agent import nodes
 from synthloop.agent.deps import Deps
-from synthloop.agent.routing import route_after_approve, route_after_critique, route_after_layout, route_start
+from synthloop.agent.routing import (
+    route_after_annotate,
+    route_after_approve,
+    route_after_critique,
+    route_after_layout,
+    route_start,
+)
 from synthloop.agent.state import RunState
 
 
@@ -27,6 +34,7 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStat
     builder.add_node("layout", nodes.layout)
     builder.add_node("render", nodes.render)
     builder.add_node("annotate", nodes.annotate)
+    builder.add_node("select", nodes.select)
     builder.add_node("critique", nodes.critique)
     builder.add_node("export", nodes.export)
 
@@ -35,7 +43,8 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStat
     builder.add_conditional_edges("approve", route_after_approve)
     builder.add_conditional_edges("layout", route_after_layout)
     builder.add_edge("render", "annotate")
-    builder.add_edge("annotate", "critique")
+    builder.add_conditional_edges("annotate", route_after_annotate)
+    builder.add_edge("select", "critique")
     builder.add_conditional_edges("critique", route_after_critique)
     builder.add_edge("export", END)
     return builder.compile(checkpointer=checkpointer, name="synthloop")

@@ -18,14 +18,16 @@ from synthloop.agent.deps import Deps
 from synthloop.agent.errors import UserInputError
 from synthloop.agent.state import RunState, Slot
 from synthloop.agent.store import load_kept, load_rejected, write_kept, write_rejected
-from synthloop.tools.critic.base import JudgeInput, combine_any_reject
+from synthloop.tools.critic.base import JudgeInput
+from synthloop.tools.critic.best_of_n import pairwise_compare, pick_best
 from synthloop.tools.critic.duplicates import difference_hash, pixel_sha256
+from synthloop.tools.critic.ensemble import combine
 from synthloop.tools.critic.repair import RepairAction, drop_instances, plan_repair
 from synthloop.tools.export.records import export_all, write_spec
 from synthloop.tools.io import atomic_write_png
 from synthloop.tools.render.base import RenderResult
 from synthloop.tools.seeding import derive_seed, split_for_index
-from synthloop.tools.types import Decision, Layout, Sample, TaskSpec
+from synthloop.tools.types import Decision, Layout, Sample, TaskSpec, Verdict
 
 
 def _deps(runtime: Runtime[Deps] | None) -> Deps:
@@ -141,25 +143,38 @@ def layout(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     return update
 
 
-def _render_one(deps: Deps, spec: TaskSpec, sample: Sample) -> RenderResult:
-    result = deps.renderer.render(sample.layout, spec, sample.seed)
-    atomic_write_png(deps.out_dir / sample.image_path, result.image,
-                     compress_level=deps.config.png_compress_level)
+def candidate_seed(sample: Sample, k: int) -> int:
+    """Render seed of best-of-n candidate k (candidate 0 is the sample's own seed)."""
+    return sample.seed if k == 0 else derive_seed(sample.seed, "candidate", k)
+
+
+def _render_one(deps: Deps, spec: TaskSpec, sample: Sample, k: int = 0) -> RenderResult:
+    """Render candidate k; only candidate 0 is written now (a best-of-n winner is written when chosen)."""
+    result = deps.renderer.render(sample.layout, spec, candidate_seed(sample, k))
+    if k == 0:
+        atomic_write_png(deps.out_dir / sample.image_path, result.image,
+                         compress_level=deps.config.png_compress_level)
     return result
 
 
 def render(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
-    """Render the batch in parallel and write each image (PNG, atomically) to its final path."""
+    """Render the batch in parallel (n candidates each under best-of-n) and write each image atomically."""
     deps = _deps(runtime)
     spec = _spec(state)
     samples = [Sample.model_validate(s) for s in state["batch"]]
+    n = state.get("best_of_n", 1)
+    jobs = [(sample, k) for sample in samples for k in range(n)]
     with deps.timers.phase("render"):
-        results = list(deps.executor.map(lambda s: _render_one(deps, spec, s), samples))
+        results = list(deps.executor.map(lambda job: _render_one(deps, spec, *job), jobs))
     batch = []
-    for sample, result in zip(samples, results, strict=True):
-        deps.scratch[sample.id] = result
-        backend = {**result.backend, "layout": deps.sampler.id}
-        batch.append(sample.model_copy(update={"backend": backend, "prompt": result.prompt}).model_dump(mode="json"))
+    for i, sample in enumerate(samples):
+        candidates = results[i * n:(i + 1) * n]
+        deps.scratch[sample.id] = candidates[0]
+        if n > 1:
+            deps.candidates[sample.id] = candidates
+        backend = {**candidates[0].backend, "layout": deps.sampler.id}
+        batch.append(sample.model_copy(update={"backend": backend, "prompt": candidates[0].prompt})
+                     .model_dump(mode="json"))
     deps.report("rendered", n=len(batch))
     return {"batch": batch}
 
@@ -169,7 +184,9 @@ def _render_for(deps: Deps, spec: TaskSpec, sample: Sample) -> RenderResult:
     cached = deps.scratch.get(sample.id)
     if cached is None:
         with deps.timers.phase("render"):
-            cached = _render_one(deps, spec, sample)
+            cached = deps.renderer.render(sample.layout, spec, sample.seed)
+            atomic_write_png(deps.out_dir / sample.image_path, cached.image,
+                             compress_level=deps.config.png_compress_level)
         deps.scratch[sample.id] = cached
     return cached
 
@@ -191,13 +208,53 @@ def annotate(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     return {"batch": batch}
 
 
-def _judge(deps: Deps, spec: TaskSpec, sample: Sample, image: np.ndarray) -> Sample:
+def select(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
+    """Best-of-n: compare each sample's n candidate renders pairwise and keep the winner.
+
+    The pairwise judge is the VLM when one is configured, else the rule-score heuristic. The winner's seed,
+    annotation and image replace candidate 0's; a `select.best_of_n` verdict records the matches played.
+    """
+    deps = _deps(runtime)
+    spec = _spec(state)
+    n = state.get("best_of_n", 1)
+    batch = []
+    for sample in (Sample.model_validate(s) for s in state["batch"]):
+        with deps.timers.phase("select"):
+            renders = deps.candidates.pop(sample.id, None) or [
+                deps.renderer.render(sample.layout, spec, candidate_seed(sample, k)) for k in range(n)]
+            items = {}
+            for k, result in enumerate(renders):
+                annotation = deps.annotator.annotate(sample.layout, result, spec)
+                candidate = sample.model_copy(update={"seed": candidate_seed(sample, k), "annotation": annotation})
+                items[f"{sample.id}.c{k}"] = JudgeInput(sample=candidate, image=result.image, spec=spec)
+            winner, matches = pick_best(list(items), pairwise_compare(deps.pairwise, items),
+                                        judge=getattr(deps.pairwise, "id", "pairwise"))
+            k = int(winner.rsplit(".c", 1)[1])
+            wins = sum((m.a == winner and m.winner == "a") or (m.b == winner and m.winner == "b") for m in matches)
+            verdict = Verdict(judge="select.best_of_n", decision=Decision.accept,
+                              reasons=[f"candidate {k} of {n} won {wins} of {len(matches)} comparisons"],
+                              scores={"candidate": float(k), "wins": float(wins), "matches": float(len(matches))})
+            chosen = items[winner].sample.model_copy(update={"verdicts": [verdict]})
+        if k != 0:
+            atomic_write_png(deps.out_dir / sample.image_path, renders[k].image,
+                             compress_level=deps.config.png_compress_level)
+        deps.scratch[sample.id] = renders[k]
+        batch.append(chosen.model_dump(mode="json"))
+    return {"batch": batch}
+
+
+def _judge(deps: Deps, spec: TaskSpec, sample: Sample, image: np.ndarray) -> tuple[Sample, Decision]:
+    """Run every judge (after any selection verdicts already on the sample) and combine by the ensemble rule."""
     verdicts = [judge.judge(JudgeInput(sample=sample, image=image, spec=spec)) for judge in deps.judges]
-    return sample.model_copy(update={"verdicts": verdicts})
+    previous = [v for v in sample.verdicts if v.judge == "select.best_of_n"]
+    combined = combine(verdicts, deps.config.ensemble)
+    if deps.config.ensemble.rule != "any_reject":
+        verdicts.append(combined)
+    return sample.model_copy(update={"verdicts": [*previous, *verdicts]}), combined.decision
 
 
 def _repair_in_place(deps: Deps, spec: TaskSpec, sample: Sample, image: np.ndarray,
-                     action: RepairAction) -> Sample | None:
+                     action: RepairAction) -> tuple[Sample, Decision] | None:
     """Apply an annotation-only repair and judge again (once); None when the action does not apply."""
     if sample.annotation is None:
         return None
@@ -226,14 +283,13 @@ def critique(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
         action: RepairAction | None = None
         with deps.timers.phase("critique"):
             sample = sample.model_copy(update={"image_sha256": pixel_sha256(image), "phash": difference_hash(image)})
-            sample = _judge(deps, spec, sample, image)
-            decision = combine_any_reject(sample.verdicts)
+            sample, decision = _judge(deps, spec, sample, image)
             if decision == Decision.edit:
                 action = plan_repair(sample.verdicts)
                 repaired = _repair_in_place(deps, spec, sample, image, action) \
                     if action.kind == "drop_instances" else None
                 if repaired is not None:
-                    sample, decision = repaired, combine_any_reject(repaired.verdicts)
+                    sample, decision = repaired
                     action = None if decision == Decision.accept else action
         with deps.timers.phase("store"):
             if decision == Decision.accept:

@@ -28,6 +28,11 @@ def route_after_layout(state: RunState) -> Literal["render", "export"]:
     return "render" if state.get("batch") else "export"
 
 
+def route_after_annotate(state: RunState) -> Literal["select", "critique"]:
+    """Best-of-n runs pick a winner among each layout's candidates before the critic sees it."""
+    return "select" if state.get("best_of_n", 1) > 1 else "critique"
+
+
 def route_after_critique(state: RunState) -> Literal["layout", "export"]:
     """Loop until enough samples are kept (the layout node stops the loop when the budget is spent)."""
     spec = state.get("spec") or {}

@@ -20,7 +20,13 @@ from typing import Any
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
-from synthloop.agent.backends import make_annotator, make_judges, make_renderer, make_sampler
+from synthloop.agent.backends import (
+    make_annotator,
+    make_judges,
+    make_pairwise_judge,
+    make_renderer,
+    make_sampler,
+)
 from synthloop.agent.config import RunConfig
 from synthloop.agent.deps import Deps, Planner, ProgressCallback, Reviser
 from synthloop.agent.errors import UserInputError
@@ -84,6 +90,7 @@ def build_deps(
         renderer=make_renderer(config.renderer), annotator=make_annotator(config.annotator),
         judges=make_judges(config, duplicates), duplicates=duplicates, executor=executor,
         auto_approve=auto_approve, progress=progress, reviser=reviser,
+        pairwise=make_pairwise_judge(config, duplicates) if config.best_of_n > 1 else None,
     )
     for sample in load_kept(deps.work_dir):
         duplicates.add(sample.id, sample.image_sha256 or "", sample.phash or "")
@@ -155,7 +162,7 @@ def start_run(
     first_input = {
         "request": request or (spec.request if spec else ""), "spec": spec.model_dump(mode="json") if spec else None,
         "answers": [], "messages": [], "retry_slots": [], "batch": [],
-        "next_index": 0, "kept": 0, "rejected": 0, "attempts": 0,
+        "next_index": 0, "kept": 0, "rejected": 0, "attempts": 0, "best_of_n": config.best_of_n,
     }
     with ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="synthloop") as executor:
         deps = build_deps(out_dir, config, planner or _no_planner, auto_approve=auto_approve,

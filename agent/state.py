@@ -32,6 +32,7 @@ class RunState(TypedDict, total=False):
     cancelled: bool
     retry_slots: list[Slot]              # rejected samples to lay out again
     batch: list[dict[str, Any]]          # samples in flight (Sample as JSON)
+    best_of_n: int                       # candidate renders per layout (1 = no selection)
     next_index: int                      # next fresh sample index
     kept: int
     rejected: int

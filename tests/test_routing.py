@@ -28,3 +28,11 @@ def test_route_after_layout() -> None:
 def test_route_after_critique() -> None:
     assert route_after_critique({"spec": {"n_images": 3}, "kept": 2}) == "layout"
     assert route_after_critique({"spec": {"n_images": 3}, "kept": 3}) == "export"
+
+
+def test_route_after_annotate() -> None:
+    from synthloop.agent.routing import route_after_annotate
+
+    assert route_after_annotate({"best_of_n": 1}) == "critique"
+    assert route_after_annotate({}) == "critique"
+    assert route_after_annotate({"best_of_n": 3}) == "select"
