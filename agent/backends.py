@@ -12,6 +12,7 @@ from synthloop.tools.critic.duplicates import DuplicateIndex, DuplicateJudge
 from synthloop.tools.critic.pairwise import PairwiseJudge
 from synthloop.tools.critic.pixels import BoundaryEvidenceJudge, ImageQualityJudge
 from synthloop.tools.critic.rules import (
+    ClassBalanceJudge,
     ContentJudge,
     GeometryJudge,
     MaskBoxJudge,
@@ -67,6 +68,7 @@ def make_judges(config: RunConfig, duplicates: DuplicateIndex) -> list[Judge]:
         TruncationJudge(max_cut=config.max_truncated_fraction),
         TinyObjectJudge(min_area_fraction=config.min_area_fraction),
         ContentJudge(),
+        ClassBalanceJudge(max_drift=config.max_class_drift),
     ]
     if config.image_quality_checks:
         judges.append(ImageQualityJudge())

@@ -101,6 +101,8 @@ class RunConfig(BaseModel):
     near_duplicate_max_hamming: int = Field(default=12, ge=0, le=256)
     min_area_fraction: float = Field(default=0.0004, ge=0.0, le=1.0, description="Tiny-object limit (of image area).")
     max_truncated_fraction: float = Field(default=0.5, ge=0.0, le=1.0, description="Largest share cut by the border.")
+    max_class_drift: float = Field(default=0.15, gt=0.0, le=1.0,
+                                   description="Kept class histogram vs the spec's shares (total variation).")
     image_quality_checks: bool = Field(default=True, description="Reject black / white / constant / saturated images.")
     boundary_evidence: bool = Field(
         default=False, description="Check masks/boxes against image edges (~1 ms per 512² image; exact compositor "

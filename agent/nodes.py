@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from synthloop.agent.deps import Deps
 from synthloop.agent.errors import UserInputError
 from synthloop.agent.state import RunState, Slot
-from synthloop.agent.store import load_kept, load_rejected, write_kept, write_rejected
+from synthloop.agent.store import load_kept, load_rejected, observe_kept, write_kept, write_rejected
 from synthloop.tools.critic.base import JudgeInput
 from synthloop.tools.critic.best_of_n import pairwise_compare, pick_best
 from synthloop.tools.critic.duplicates import difference_hash, pixel_sha256
@@ -294,7 +294,7 @@ def critique(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
         with deps.timers.phase("store"):
             if decision == Decision.accept:
                 write_kept(deps.work_dir, sample)
-                deps.duplicates.add(sample.id, sample.image_sha256 or "", sample.phash or "")
+                observe_kept(deps, sample)
                 kept += 1
                 deps.report("kept", id=sample.id)
                 continue

@@ -31,7 +31,7 @@ from synthloop.agent.config import RunConfig
 from synthloop.agent.deps import Deps, Planner, ProgressCallback, Reviser
 from synthloop.agent.errors import UserInputError
 from synthloop.agent.graph import build_graph
-from synthloop.agent.store import load_kept
+from synthloop.agent.store import load_kept, observe_kept
 from synthloop.tools.critic.duplicates import DuplicateIndex
 from synthloop.tools.io import atomic_write_json
 from synthloop.tools.types import TaskSpec
@@ -93,7 +93,7 @@ def build_deps(
         pairwise=make_pairwise_judge(config, duplicates) if config.best_of_n > 1 else None,
     )
     for sample in load_kept(deps.work_dir):
-        duplicates.add(sample.id, sample.image_sha256 or "", sample.phash or "")
+        observe_kept(deps, sample)
     return deps
 
 

@@ -13,10 +13,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthloop.tools.io import atomic_write_json
 from synthloop.tools.types import Sample
+
+if TYPE_CHECKING:
+    from synthloop.agent.deps import Deps
 
 
 def kept_path(work_dir: Path, sample_id: str) -> Path:
@@ -56,6 +59,15 @@ def write_rejected(work_dir: Path, out_dir: Path, sample: Sample) -> dict[str, A
     row = rejected_row(sample, image_rel)
     atomic_write_json(work_dir / "rejected" / f"{name}.json", row)
     return row
+
+
+def observe_kept(deps: Deps, sample: Sample) -> None:
+    """Tell the stateful critics about a kept sample: the duplicate index, and any judge with `observe`."""
+    deps.duplicates.add(sample.id, sample.image_sha256 or "", sample.phash or "")
+    for judge in deps.judges:
+        observe = getattr(judge, "observe", None)
+        if observe is not None:
+            observe(sample)
 
 
 def load_kept(work_dir: Path) -> list[Sample]:

@@ -191,3 +191,20 @@ def test_a_hand_edited_spec_is_validated_and_shown_again(tmp_path: Path) -> None
     summary = start_run(tmp_path / "out", CONFIG, request="cups", planner=ScriptedPlanner(SPEC),
                         on_interrupt=lambda payload: next(replies))
     assert summary.kept == 3
+
+
+def test_stateful_critics_are_rebuilt_from_kept_records(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from synthloop.agent.runner import build_deps
+    from synthloop.tools.critic.rules import ClassBalanceJudge
+
+    start_run(tmp_path / "out", CONFIG, spec=SPEC, auto_approve=True)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    visible = sum(1 for row in rows for inst in row["annotation"]["instances"] if inst["area"] > 0)
+    with ThreadPoolExecutor(1) as pool:
+        deps = build_deps(tmp_path / "out", CONFIG, planner=ScriptedPlanner(), auto_approve=True, progress=None,
+                          executor=pool)
+    balance = next(j for j in deps.judges if isinstance(j, ClassBalanceJudge))
+    assert sum(balance.counts.values()) == visible
+    assert len(deps.duplicates) == 12
