@@ -27,6 +27,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field
 
+from synthloop.agent.request_fields import (
+    ALIASES,
+    SplitsFound,
+    blank,
+    extract_seed,
+    extract_splits,
+    fix_typos,
+    mark_object_nouns,
+    restore_alias,
+)
 from synthloop.tools.types import (
     MAX_IMAGES,
     MAX_OBJECTS_PER_IMAGE,
@@ -35,6 +45,7 @@ from synthloop.tools.types import (
     Difficulty,
     ExportFormat,
     ObjectSpec,
+    Splits,
     Task,
     TaskSpec,
 )
@@ -128,7 +139,7 @@ _GENERIC = _words(
     "variety mix number numbers bunch group groups set sets pair pairs thing things item items object "
     "objects "
     "stuff class classes category categories instance instances other more each every all any no both only "
-    "a an the one this that these those my your their our its synthetic training dataset data"
+    "a an the one this that these those my your their our its synthetic training dataset data single lone"
 )
 _BLOCKED = _words(
     "size resolution format formats style quality lighting light background angle view views camera pixel "
@@ -146,7 +157,7 @@ _TASK_WORDS = _words(
     "relationships "
     "map maps"
 )
-_FORMAT_WORDS = {"coco", "yolo", "hf", "hugging", "huggingface", "face", "json", "txt", "csv"}
+_FORMAT_WORDS = {"coco", "yolo", "hf", "huggingface", "json", "txt", "csv"}
 _DIFFICULTY_WORDS = _words(
     "easy easier hard harder difficult challenging medium moderate cluttered clutter crowded occluded "
     "occlusion "
@@ -159,6 +170,14 @@ _STYLE_TERMS = [
     "vintage", "studio lighting", "night", "nighttime", "foggy", "rainy", "snowy", "sunny", "dusk",
     "daylight",
     "top-down", "aerial", "isometric", "comic", "line art",
+    # weather and time of day
+    "cloudy", "overcast", "stormy", "hazy", "misty", "sunset", "sunrise", "dawn", "morning", "noon", "midday",
+    "afternoon", "evening", "golden hour", "twilight", "low light", "low-light", "backlit",
+    # camera
+    "dashcam", "dash cam", "overhead", "bird's-eye", "birds-eye", "bird's eye", "close-up", "closeup", "macro",
+    "wide-angle", "wide angle", "fisheye", "fish-eye", "telephoto", "low angle", "low-angle", "high angle",
+    "high-angle", "eye level", "eye-level", "cctv", "surveillance", "security camera", "drone view", "handheld",
+    "first-person", "egocentric", "front view", "side view", "motion blur", "blurry", "grainy",
 ]  # fmt: skip
 _STYLE_WORDS = {w for term in _STYLE_TERMS for w in term.replace("-", " ").split()} | {"photorealistic"}
 _SCENE_NOUNS = _words(
@@ -167,6 +186,7 @@ _SCENE_NOUNS = _words(
     "farm warehouse garden yard store shop supermarket market restaurant classroom factory landscape indoor "
     "indoors outdoor outdoors underwater ocean sea lake river mountain mountains desert snow sky background "
     "interior exterior countryside village town parking lot lab laboratory hospital airport station tabletop "
+    "rooftop rooftops roof roofs harbor harbour port meadow meadows site orchard vineyard stadium court "
     "scenery environment environments setting settings place places area areas"
 )
 _LOCATIVE = {
@@ -186,7 +206,8 @@ _LOCATIVE = {
 _INTRODUCERS = {
     "with", "of", "containing", "contain", "contains", "showing", "show", "shows", "featuring", "feature",
     "features", "including", "include", "includes", "having", "has", "have", "detect", "detecting", "segment",
-    "label", "labelling", "labeling", "annotate", "find", "depicting", "depict", "depicts",
+    "label", "labelling", "labeling", "annotate", "find", "depicting", "depict", "depicts", "wearing",
+    "holding", "carrying", "riding", "pushing", "pulling",
 }  # fmt: skip
 _SEPARATORS = {",", "and", "or", "&", "/", "plus", "+", ";"}
 _STOPS = {
@@ -219,7 +240,7 @@ _KNOWN_OBJECTS = _words(
     "cookie bag helmet glove sock shirt jacket face hand sign window door house tower bridge ship plane "
     "helicopter rocket can jar cube sphere cylinder cone pyramid star circle triangle toy doll block card "
     "bottle cap tire wheel fruit vegetable animal vehicle insect butterfly bee spider ant frog snake turtle "
-    "lion tiger monkey wolf fox owl parrot penguin dolphin whale shark crab"
+    "lion tiger monkey wolf fox owl parrot penguin dolphin whale shark crab boxobj maskobj"
 ) | {
     "traffic light", "fire hydrant", "stop sign", "parking meter", "sports ball", "baseball bat",
     "baseball glove",
@@ -352,6 +373,7 @@ class _Number:
     start: int  # token index
     end: int  # token index after the number
     role: str = ""  # "", "images", "count"
+    correction: bool = False  # "make it 300": replaces earlier image counts
 
 
 def _digit_value(token: str) -> float | None:
@@ -381,6 +403,8 @@ def _parse_number(tokens: list[str], i: int) -> tuple[float, int] | None:
         word = tokens[j]
         parts = word.split("-")
         nxt = tokens[j + 1] if j + 1 < len(tokens) else ""
+        if word == "half" and not seen and tokens[j + 1 : j + 3] == ["a", "dozen"]:
+            return 6.0, j + 3
         if word in ("a", "an") and not seen and nxt in (*_SCALES, "dozen"):
             current, j = 1, j + 1
             continue
@@ -451,7 +475,7 @@ class _Candidate:
     count: tuple[int, int] | None = None
 
 
-def _phrase_to_class(words: list[str]) -> tuple[str, list[str], bool] | None:
+def _phrase_to_class(words: list[str], *, stuff_ok: bool = False) -> tuple[str, list[str], bool] | None:
     """(class name, attributes, plural) for a noun phrase, or None when it names no object class."""
     attrs: list[str] = []
     rest: list[str] = []
@@ -464,7 +488,8 @@ def _phrase_to_class(words: list[str]) -> tuple[str, list[str], bool] | None:
             k += 2
             continue
         is_head = k == len(words) - 1
-        if (w in _COLOURS and not (is_head and w in _KNOWN_OBJECTS)) or w in _ATTRIBUTE_WORDS:
+        leading_participle = not is_head and not rest and w.endswith("ed") and len(w) > 4
+        if (w in _COLOURS and not (is_head and w in _KNOWN_OBJECTS)) or w in _ATTRIBUTE_WORDS or leading_participle:
             attrs.append(w)
         elif w not in _GENERIC and _digit_value(w) is None and w not in _NUMBER_WORDS:
             rest.append(w)
@@ -478,7 +503,7 @@ def _phrase_to_class(words: list[str]) -> tuple[str, list[str], bool] | None:
         rest = rest[-2:]
     head = rest[-1]
     blocked = _BLOCKED | _TASK_WORDS | _FORMAT_WORDS | _DIFFICULTY_WORDS | _IMAGE_NOUNS | _STYLE_WORDS
-    if any(w in blocked or w in _SCENE_NOUNS or w in _NUMBER_WORDS for w in rest):
+    if any(w in blocked or (w in _SCENE_NOUNS and not stuff_ok) or w in _NUMBER_WORDS for w in rest):
         return None
     name = " ".join([*rest[:-1], singular(head)])
     name = re.sub(r"[^a-z0-9 \-]", "", name).strip(" -")
@@ -503,7 +528,7 @@ def _is_punct(token: str) -> bool:
     return not token[0].isalnum()
 
 
-def _list_candidates(tokens: list[str]) -> list[_Candidate]:
+def _list_candidates(tokens: list[str], *, stuff_ok: bool = False) -> list[_Candidate]:
     """Classes enumerated after an introducer: 'with 2-5 cups, red plates and forks'."""
     found: list[_Candidate] = []
     for i, tok in enumerate(tokens):
@@ -519,7 +544,7 @@ def _list_candidates(tokens: list[str]) -> list[_Candidate]:
             words = tokens[k:end]
             if count is None and not words:
                 break
-            parsed = _phrase_to_class(words) if words else None
+            parsed = _phrase_to_class(words, stuff_ok=stuff_ok) if words else None
             if parsed is None and words and all(w in _COLOURS or w in _ATTRIBUTE_WORDS for w in words):
                 pending_attrs += words  # "red and blue cars": colours waiting for their noun
             elif parsed is None and words:
@@ -639,15 +664,134 @@ class Extraction:
     style: str
     words: set[str]
     questions: list[str]
+    splits: SplitsFound | None = None
+    seed: int | None = None
+    unexplained: list[str] = field(default_factory=list)
+
+    def uncertain(self) -> list[str]:
+        """Why the rules alone may have missed something (empty: the LLM has nothing to add)."""
+        reasons = []
+        if not self.classes:
+            reasons.append("no object class found")
+        if self.unexplained:
+            reasons.append(f"words not understood: {', '.join(self.unexplained[:5])}")
+        if self.n_images is None and self.n_images_candidates:
+            reasons.append("a number that is not clearly the image count")
+        return reasons
+
+
+_VOCABULARY = set().union(
+    _IMAGE_NOUNS, _COLOURS, _ATTRIBUTE_WORDS, _GENERIC, _BLOCKED, _TASK_WORDS, _FORMAT_WORDS, _DIFFICULTY_WORDS,
+    _STYLE_WORDS, _SCENE_NOUNS, _INTRODUCERS, _STOPS, _ING_NOUNS, _NUMBER_WORDS,
+    {w for name in _KNOWN_OBJECTS for w in name.split()}, _IRREGULAR_PLURALS,
+)
+# Surfaces and places: "cups on plates", "laptops on desks" put objects somewhere; they are not classes.
+_SURFACES = _words(
+    "table tables desk desks plate plates tray trays shelf shelves counter counters bench benches workbench "
+    "floor floors ground carpet carpets rug rugs couch couches sofa sofas bed beds conveyor belt belts wall walls "
+    "grass sand water branch branches ice pavement sidewalk sidewalks tracks rail rails"
+)
+_CORRECTION = ("make it", "make that", "change it to", "actually", "rather", "instead")
+_STANDALONE_SCENES = ("underwater", "indoors", "outdoors", "indoor", "outdoor")
+
+
+def _prepare(request: str) -> tuple[str, SplitsFound | None, int | None]:
+    """Normalised text with typos fixed, splits and seed read and blanked, object uses of box/mask marked."""
+    text = fix_typos(_normalise(request), _VOCABULARY, _KNOWN_OBJECTS)
+    seed = None
+    if found_seed := extract_seed(text):
+        seed, text = found_seed[0], blank(text, found_seed[1])
+    splits = extract_splits(text)
+    if splits is not None:
+        text = blank(text, splits.span)
+    return mark_object_nouns(text, _TASK_WORDS, _STOPS), splits, seed
+
+
+def _image_numbers(tokens: list[str], numbers: list[_Number]) -> None:
+    """Mark numbers that count images: '300 scenes', '200 of them', '..., 300' at the end, 'make it 300'."""
+    for num in numbers:
+        after = tokens[num.end : num.end + 2]
+        before = " ".join(tokens[max(0, num.start - 3) : num.start])
+        if after[:2] == ["of", "them"] or (after[:1] in (["total"], ["in"]) and after[1:2] == ["total"]):
+            num.role = "images"
+        elif any(before.endswith(cue) for cue in _CORRECTION):
+            num.role, num.correction = "images", True
+        for j in range(num.end, min(num.end + 4, len(tokens))):
+            if tokens[j] in _IMAGE_NOUNS:
+                num.role = "images"
+                break
+            if _is_punct(tokens[j]) or tokens[j] in _STOPS or tokens[j] in _INTRODUCERS:
+                break
+
+
+def _standalone(tokens: list[str], num: _Number) -> bool:
+    """A number with nothing attached: '…, 300' or '300.' between punctuation or at the ends."""
+    before = tokens[num.start - 1] if num.start > 0 else ","
+    after = tokens[num.end] if num.end < len(tokens) else ","
+    return _is_punct(before) and _is_punct(after) and before not in ("-", "/") and after not in ("-", "/", "x")
+
+
+def _plural_place_objects(tokens: list[str], spans: list[tuple[int, int]], stuff_ok: bool) -> list[_Candidate]:
+    """Bare plural nouns after on/in that are things, not places: 'license plates on cars', 'oranges in crates'."""
+    found = []
+    for span in list(spans):
+        a, b = span
+        content = tokens[a + 1 : b]
+        if tokens[a] not in ("on", "in", "inside", "atop") or not content or content[0] in ("a", "an", "the"):
+            continue
+        head = content[-1]
+        if singular(head) == head or head in _SURFACES or head in _SCENE_NOUNS or head in _STYLE_WORDS:
+            continue
+        parsed = _phrase_to_class(content, stuff_ok=stuff_ok)
+        if parsed is not None:
+            found.append(_Candidate(parsed[0], a + 1, parsed[1]))
+            spans.remove(span)
+    return found
+
+
+def _purpose_spans(tokens: list[str]) -> list[tuple[int, int]]:
+    """'for a robot arm', 'for my warehouse app': what a dataset is for, not what is in it."""
+    spans = []
+    for i, tok in enumerate(tokens[:-1]):
+        if tok == "for" and tokens[i + 1] in ("a", "an", "my", "our", "the", "their"):
+            j = i + 2
+            while j < len(tokens) and not (_is_punct(tokens[j]) or tokens[j] in _STOPS or tokens[j] in _INTRODUCERS):
+                j += 1
+            spans.append((i, j))
+    return spans
+
+
+def _image_noun_modifiers(tokens: list[str]) -> tuple[list[str], list[_Candidate], set[int]]:
+    """'kitchen scenes', 'living room images' → scene phrases (and their token positions); 'dog images' → the
+    class dog."""
+    scene_phrases: list[str] = []
+    positions: set[int] = set()
+    classes: list[_Candidate] = []
+    for j, tok in enumerate(tokens):
+        if tok not in _IMAGE_NOUNS or (j + 1 < len(tokens) and tokens[j + 1] in ("graph", "graphs")):
+            continue
+        k, words = j - 1, []
+        while k >= 0 and j - k <= 2 and tokens[k][0].isalpha() and tokens[k] not in _NOT_A_MODIFIER:
+            words.insert(0, tokens[k])
+            k -= 1
+        if not words:
+            continue
+        if tok not in ("scene", "scenes") and singular(words[-1]) in _KNOWN_OBJECTS:
+            classes.append(_Candidate(singular(words[-1]), j - 1))
+            words = words[:-1]
+        if words:
+            scene_phrases.append(" ".join(words))
+            positions.update(range(k + 1, k + 1 + len(words)))
+    return scene_phrases, classes, positions
 
 
 def extract(request: str, proposal: PlanProposal | None = None) -> Extraction:
-    """Read classes, numbers, size, tasks, formats, difficulty, scene and style from the request text.
+    """Read classes, numbers, size, tasks, formats, difficulty, scene, style, splits and seed from the request.
 
     LLM-proposed classes are added when they are spans of the request and name an object; everything else
     here is deterministic.
     """
-    text = _normalise(request)
+    text, splits, seed = _prepare(request)
     questions: list[str] = []
 
     size = None
@@ -660,7 +804,6 @@ def extract(request: str, proposal: PlanProposal | None = None) -> Extraction:
     text_wo_size = re.sub(r"hugging\s+face", "huggingface", text_wo_size)  # not the object "face"
     tokens = _TOKEN.findall(text_wo_size)
 
-    # Image counts: a number followed (within 3 modifier words) by an image noun.
     numbers: list[_Number] = []
     i = 0
     while i < len(tokens):
@@ -670,39 +813,26 @@ def extract(request: str, proposal: PlanProposal | None = None) -> Extraction:
             continue
         numbers.append(_Number(parsed[0], i, parsed[1]))
         i = parsed[1]
-    scene_words: list[str] = []
-    class_from_modifier: list[_Candidate] = []
-    for num in numbers:
-        for j in range(num.end, min(num.end + 4, len(tokens))):
-            if tokens[j] in _IMAGE_NOUNS:
-                num.role = "images"
-                break
-            if _is_punct(tokens[j]) or tokens[j] in _STOPS or tokens[j] in _INTRODUCERS:
-                break
-    for j, tok in enumerate(tokens):  # "kitchen scenes", "street photos", "dog images"
-        if tok not in _IMAGE_NOUNS or (j + 1 < len(tokens) and tokens[j + 1] in ("graph", "graphs")):
-            continue
-        k = j - 1
-        while k >= 0 and j - k <= 2 and tokens[k][0].isalpha() and tokens[k] not in _NOT_A_MODIFIER:
-            word = tokens[k]
-            if singular(word) in _KNOWN_OBJECTS:
-                class_from_modifier.append(_Candidate(singular(word), k))
-            else:
-                scene_words.insert(0, word)
-            k -= 1
+    _image_numbers(tokens, numbers)
+    scene_parts, class_from_modifier, scene_positions = _image_noun_modifiers(tokens)
 
+    tasks = _keywords(_TASK_PATTERNS, text, strip_semantic=True)
+    stuff_ok = Task.semantic_segmentation in tasks  # "roads, sky and cars" are all classes then
     place_spans = _locative_spans(tokens)
-    candidates = _list_candidates(tokens) + _known_candidates(tokens, place_spans) + class_from_modifier
-    for item in list(candidates):  # list heads that are places belong to the scene
-        if _in_spans(item.position, place_spans):
-            candidates.remove(item)
+    candidates = _list_candidates(tokens, stuff_ok=stuff_ok) + _plural_place_objects(tokens, place_spans, stuff_ok)
+    excluded = place_spans + _purpose_spans(tokens)
+    candidates += _known_candidates(tokens, excluded) + class_from_modifier
+    candidates = [  # places belong to the scene
+        c for c in candidates if not _in_spans(c.position, excluded) and c.position not in scene_positions
+    ]
     if proposal is not None:
-        candidates += _ground_llm_classes(tokens, proposal.classes, place_spans)
+        candidates += _ground_llm_classes(tokens, proposal.classes, excluded)
 
     # Per-object counts above the per-image limit are not per-object counts ("a dataset of 200 cars").
     for cand in candidates:
         if cand.count and cand.count[1] > MAX_OBJECTS_PER_IMAGE:
             cand.count = None
+        cand.name = restore_alias(cand.name)
     classes = _merge(candidates)
     counted = {c.position for c in classes if c.count}
     for num in numbers:
@@ -711,21 +841,32 @@ def extract(request: str, proposal: PlanProposal | None = None) -> Extraction:
 
     image_numbers = [n for n in numbers if n.role == "images" and _is_int(n.value)]
     free_numbers = [int(n.value) for n in numbers if n.role == "" and _is_int(n.value)]
-    n_images = int(image_numbers[0].value) if image_numbers else None
+    n_images = None
+    if image_numbers:
+        corrected = [n for n in image_numbers if n.correction]
+        values = list(dict.fromkeys(int(n.value) for n in image_numbers))
+        if corrected:
+            n_images = int(corrected[-1].value)
+        elif len(values) > 1:
+            shown = " and ".join(f"{v:,}" for v in values[:3])
+            questions.append(f"The request gives more than one image count ({shown}); how many images in total?")
+            n_images = values[0]
+        else:
+            n_images = values[0]
     if n_images is None:
-        # A lone number after "generate/make/dataset of" is the image count; otherwise it needs the LLM.
-        cue = [n for n in numbers if n.role == "" and _is_int(n.value) and _has_count_cue(tokens, n.start)]
+        # A lone number after "generate/make/dataset of", or standing alone, is the image count.
+        free = [n for n in numbers if n.role == "" and _is_int(n.value)]
+        cue = [n for n in free if _has_count_cue(tokens, n.start) or _standalone(tokens, n)]
         if len(cue) == 1:
             n_images = int(cue[0].value)
 
-    tasks = _keywords(_TASK_PATTERNS, text, strip_semantic=True)
     weak_tasks = _keywords(_WEAK_TASK_PATTERNS, text)
     formats = _keywords(_FORMAT_PATTERNS, text)
 
-    scene_parts = list(dict.fromkeys(scene_words))
     scene_parts += [" ".join(tokens[a:b]) for a, b in place_spans]
+    scene_parts += [w for w in _STANDALONE_SCENES if w in tokens and not any(w in p for p in scene_parts)]
     scene = ", ".join(dict.fromkeys(scene_parts))[:300]
-    style = ", ".join(m.group(0) for m in _find("|".join(map(re.escape, _STYLE_TERMS)), text))[:300]
+    style = ", ".join(dict.fromkeys(m.group(0) for m in _find("|".join(map(re.escape, _STYLE_TERMS)), text)))[:300]
     return Extraction(
         classes=classes,
         n_images=n_images,
@@ -739,7 +880,33 @@ def extract(request: str, proposal: PlanProposal | None = None) -> Extraction:
         style=style,
         words=set(tokens),
         questions=questions,
+        splits=splits,
+        seed=seed,
+        unexplained=_unexplained(tokens, classes, scene + " " + style),
     )
+
+
+_FILLER = _words(
+    "i i'd i'm id im like would could can please want need make generate create give me some about around "
+    "approximately roughly just only also thanks thank hi hello hey dataset set training train images good "
+    "nice high quality realistic photos per image each total them there here with lots heavy heavily light "
+    "lightly exactly plain difficulty level levels mode variety varied diverse"
+)
+
+
+def _unexplained(tokens: list[str], classes: list[_Candidate], context: str) -> list[str]:
+    """Content words of the request that no reader used: a hint that an LLM may read more than the rules."""
+    used = {w for c in classes for w in [*c.name.split(), *" ".join(c.attributes).split()]} | set(context.split())
+    known = _VOCABULARY | _FILLER | _SURFACES | _SEPARATORS | _LOCATIVE | set(ALIASES)
+    out = []
+    for tok in tokens:
+        verb = tok.endswith(("ing", "ed")) and tok not in _ING_NOUNS
+        if not tok[0].isalpha() or len(tok) < 3 or verb or tok in known or singular(tok) in known or tok in used:
+            continue
+        if singular(tok) in used or tok.rstrip(",") in used:
+            continue
+        out.append(tok)
+    return list(dict.fromkeys(out))
 
 
 def _has_count_cue(tokens: list[str], index: int) -> bool:
@@ -814,6 +981,15 @@ def _grounded_text(value: str, words: set[str], exclude: set[str]) -> str:
     return ""
 
 
+def render_prompt_for(name: str, attributes: list[str], scene: str = "", style: str = "") -> str:
+    """A richer per-class render prompt: 'a red car, on a highway, night' (only words from the request)."""
+    article = "an" if name[:1] in "aeiou" else "a"
+    words = [*attributes, name]
+    phrase = f"{'an' if words[0][:1] in 'aeiou' else 'a'} {' '.join(words)}" if attributes else f"{article} {name}"
+    parts = [phrase, scene.split(",")[0].strip(), style]
+    return ", ".join(p for p in parts if p)[:300]
+
+
 def ground_spec(
     request: str,
     proposal: PlanProposal | None = None,
@@ -824,8 +1000,9 @@ def ground_spec(
     """Build a `TaskSpec` from the request text, using `proposal` only where the request backs it.
 
     `n_images` and `seed` are explicit caller choices (e.g. `--n`, `--seed`) and win over the request.
-    Defaults: n_images=100, 512x512, tasks=[detection], formats=[coco], difficulty=medium, seed=0; each of
-    the first four, when not grounded, is listed in `defaults_used`.
+    Defaults: n_images=100, 512x512, tasks=[detection], formats=[coco], difficulty=medium, splits 80/20/0,
+    seed=0; each of the first four, when not grounded, is listed in `defaults_used`. Every object gets a
+    render prompt built from its attributes, the scene and the style (`render_prompt_for`).
     """
     if n_images is not None and not 1 <= n_images <= MAX_IMAGES:
         raise ValueError(f"n_images must be between 1 and {MAX_IMAGES:,}, got {n_images}")
@@ -844,7 +1021,8 @@ def ground_spec(
     for cand in classes:
         lo, hi = cand.count if cand.count else (1, 3)
         attributes = [a[:40] for a in cand.attributes[:8]]
-        objects.append(ObjectSpec(name=cand.name, attributes=attributes, min_count=lo, max_count=hi))
+        objects.append(ObjectSpec(name=cand.name, attributes=attributes, min_count=lo, max_count=hi,
+                                  prompt=render_prompt_for(cand.name, attributes, ex.scene, ex.style)))
     if sum(o.max_count for o in objects) > MAX_OBJECTS_PER_IMAGE or (objects and not any(o.max_count for o in objects)):
         questions.append(
             f"The per-image counts asked for add up to more than {MAX_OBJECTS_PER_IMAGE} objects (or none); "
@@ -901,8 +1079,12 @@ def ground_spec(
     class_words = {w for o in objects for w in o.name.split()}
     scene = ex.scene or (_grounded_text(proposal.scene, ex.words, class_words) if proposal else "")
     style = ex.style or (_grounded_text(proposal.style, ex.words, class_words) if proposal else "")
+    splits = Splits(train=ex.splits.train, val=ex.splits.val, test=ex.splits.test) if ex.splits else Splits()
+    if seed is None:
+        seed = ex.seed
     return TaskSpec(
         objects=objects,
+        splits=splits,
         n_images=count,
         width=width,
         height=height,

@@ -20,12 +20,47 @@ from dataclasses import dataclass
 ALIASES = {"boxobj": "box", "maskobj": "mask"}
 _ALIAS_OF = {"box": "boxobj", "mask": "maskobj"}
 
-_KEYWORDS = (
-    "images image pictures picture photos photo photographs samples scenes renders frames "
-    "bounding boxes segmentation semantic instance captions caption captioning referring expressions "
-    "detection format formats masks polygons relations relationships graph graphs coco yolo "
-    "validation train training test split seed resolution"
-).split()
+_KEYWORDS = [
+    "images",
+    "image",
+    "pictures",
+    "picture",
+    "photos",
+    "photo",
+    "photographs",
+    "samples",
+    "scenes",
+    "renders",
+    "frames",
+    "bounding",
+    "boxes",
+    "segmentation",
+    "semantic",
+    "instance",
+    "captions",
+    "caption",
+    "captioning",
+    "referring",
+    "expressions",
+    "detection",
+    "format",
+    "formats",
+    "masks",
+    "polygons",
+    "relations",
+    "relationships",
+    "graph",
+    "graphs",
+    "coco",
+    "yolo",
+    "validation",
+    "train",
+    "training",
+    "test",
+    "split",
+    "seed",
+    "resolution",
+]
 _SPLIT_NAMES = {
     "train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val", "dev": "val",
     "test": "test", "testing": "test", "eval": "val", "evaluation": "val", "holdout": "test",
@@ -80,12 +115,66 @@ def fix_typos(text: str, vocabulary: set[str], objects: frozenset[str] | set[str
 # --- object uses of "box" and "mask" ---------------------------------------------------------------------
 
 _NOT_OBJECT_MODIFIER = set(
-    (
-        "bounding b bbox 2d 3d tight axis aligned oriented rotated detection instance semantic segmentation "
-        "binary pixel object objects with and or the a an just only plus also draw add need want include "
-        "including no without of for in on as to by their its per each both some any label labels annotation "
-        "annotations ground truth gt plus"
-    ).split()
+    [
+        "bounding",
+        "b",
+        "bbox",
+        "2d",
+        "3d",
+        "tight",
+        "axis",
+        "aligned",
+        "oriented",
+        "rotated",
+        "detection",
+        "instance",
+        "semantic",
+        "segmentation",
+        "binary",
+        "pixel",
+        "object",
+        "objects",
+        "with",
+        "and",
+        "or",
+        "the",
+        "a",
+        "an",
+        "just",
+        "only",
+        "plus",
+        "also",
+        "draw",
+        "add",
+        "need",
+        "want",
+        "include",
+        "including",
+        "no",
+        "without",
+        "of",
+        "for",
+        "in",
+        "on",
+        "as",
+        "to",
+        "by",
+        "their",
+        "its",
+        "per",
+        "each",
+        "both",
+        "some",
+        "any",
+        "label",
+        "labels",
+        "annotation",
+        "annotations",
+        "ground",
+        "truth",
+        "gt",
+        "plus",
+    ]
 )
 _TASK_FOLLOWERS = {"annotation", "annotations", "label", "labels", "coordinates", "only", "format", "and", "+"}
 _WEARING = {"wearing", "wear", "wears", "with"}
@@ -113,7 +202,8 @@ def mark_object_nouns(text: str, task_words: set[str], stop_words: set[str]) -> 
             prev[:1].isalpha() and prev not in _NOT_OBJECT_MODIFIER and prev not in task_words
             and prev not in stop_words
         )  # fmt: skip
-        if content_modifier or prev == "of" or (base == "mask" and prev in _WEARING - {"with"}):
+        after_of = prev == "of" and (i < 2 or words[i - 2].group(0) != "instead")
+        if content_modifier or after_of or (base == "mask" and prev in _WEARING - {"with"}):
             pieces += [text[last : m.start()], _ALIAS_OF[base] + ("s" if tok != base else "")]
             last = m.end()
     return "".join([*pieces, text[last:]])
@@ -137,8 +227,10 @@ class SplitsFound:
     span: tuple[int, int]
 
 
-_RATIO = re.compile(r"\b(\d{1,2}(?:\.\d+)?)\s*%?\s*[/:\-]\s*(\d{1,2}(?:\.\d+)?)\s*%?(?:\s*[/:\-]\s*(\d{1,2}(?:\.\d+)?)\s*%?)?"
-                    r"(?:\s*(?:split|splits|train\s*/\s*val(?:idation)?(?:\s*/\s*test)?))?")
+_RATIO = re.compile(
+    r"\b(\d{1,2}(?:\.\d+)?)\s*%?\s*[/:\-]\s*(\d{1,2}(?:\.\d+)?)\s*%?(?:\s*[/:\-]\s*(\d{1,2}(?:\.\d+)?)\s*%?)?"
+    r"(?:\s*(?:split|splits|train\s*/\s*val(?:idation)?(?:\s*/\s*test)?))?"
+)
 _PERCENT = re.compile(
     r"\b(\d{1,2}(?:\.\d+)?)\s*(?:%|percent)\s*(?:(?:for|as|of)\s+)?(?:the\s+)?"
     r"(train|training|val|valid|validation|dev|test|testing|eval|evaluation|holdout)\b"

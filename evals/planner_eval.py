@@ -64,8 +64,14 @@ def load_cases(path: Path) -> list[Case]:
             continue
         try:
             row = json.loads(line)
-            cases.append(Case(id=str(row["id"]), request=str(row["request"]), expect=dict(row.get("expect", {})),
-                              question=bool(row.get("question", False))))
+            cases.append(
+                Case(
+                    id=str(row["id"]),
+                    request=str(row["request"]),
+                    expect=dict(row.get("expect", {})),
+                    question=bool(row.get("question", False)),
+                )
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{lineno}: not a planner case: {exc}") from exc
     return cases
@@ -206,7 +212,9 @@ def format_report(report: PlannerReport, *, show_failures: bool = False) -> str:
 
 def _describe(spec: TaskSpec) -> str:
     objects = ", ".join(f"{o.name}{o.attributes or ''}[{o.min_count}-{o.max_count}]" for o in spec.objects)
-    return (f"{objects} n={spec.n_images} {spec.width}x{spec.height} {[str(t) for t in spec.tasks]} "
-            f"{[str(f) for f in spec.formats]} {spec.difficulty} splits={spec.splits.train:.2f}/"
-            f"{spec.splits.val:.2f}/{spec.splits.test:.2f} seed={spec.seed} scene={spec.scene!r} "
-            f"style={spec.style!r} q={spec.questions[:1]}")
+    return (
+        f"{objects} n={spec.n_images} {spec.width}x{spec.height} {[str(t) for t in spec.tasks]} "
+        f"{[str(f) for f in spec.formats]} {spec.difficulty} splits={spec.splits.train:.2f}/"
+        f"{spec.splits.val:.2f}/{spec.splits.test:.2f} seed={spec.seed} scene={spec.scene!r} "
+        f"style={spec.style!r} q={spec.questions[:1]}"
+    )

@@ -151,7 +151,7 @@ def test_colours_become_attributes_not_classes() -> None:
     assert spec.class_names == ["car", "truck"]
     assert spec.objects[0].attributes == ["red"]
     assert spec.objects[1].attributes == ["dark blue"]
-    assert spec.objects[0].render_prompt == "red car"
+    assert spec.objects[0].render_prompt == "a red car, on a highway"
     assert "highway" in spec.scene
 
 
@@ -330,7 +330,7 @@ def test_planner_with_scripted_llm_is_repaired(server: FakeOpenAIServer) -> None
             "difficulty": None,
         }
     )
-    spec = plan_request("300 images of green forks and knives with masks, YOLO", client_for(server))
+    spec = plan_request("300 images of green forks and knives with masks, YOLO", client_for(server), llm="always")
     assert spec.class_names == ["fork", "knife"]
     assert spec.objects[0].attributes == ["green"]
     assert spec.n_images == 300
@@ -344,7 +344,7 @@ def test_planner_with_scripted_llm_is_repaired(server: FakeOpenAIServer) -> None
 def test_planner_falls_back_when_llm_output_stays_invalid(server: FakeOpenAIServer) -> None:
     server.queue_text("I am a tiny model")
     server.queue_text('{"classes": "not a list"}')
-    spec = plan_request("20 photos of bicycles", client_for(server))
+    spec = plan_request("20 photos of bicycles", client_for(server), llm="always")
     assert spec.class_names == ["bicycle"] and spec.n_images == 20
     assert len(server.requests) == 2
 
@@ -353,7 +353,18 @@ def test_planner_propagates_unreachable_endpoint(server: FakeOpenAIServer) -> No
     server.queue_status(503)
     server.queue_status(503)
     with pytest.raises(LLMUnavailableError, match="HTTP 503"):
-        plan_request("20 photos of bicycles", client_for(server))
+        plan_request("20 photos of bicycles", client_for(server), llm="always")
+
+
+def test_auto_mode_asks_the_llm_only_when_the_rules_are_unsure(server: FakeOpenAIServer) -> None:
+    spec = plan_request("200 images of cups and plates with masks", client_for(server))
+    assert server.requests == []  # every word placed: the rules are sure
+    assert spec.class_names == ["cup", "plate"]
+    server.queue_json({"classes": ["wombat"], "n_images": 40, "tasks": [], "formats": [], "scene": "", "style": "",
+                       "difficulty": None})
+    spec = plan_request("wombats, 40 of those please", client_for(server))
+    assert len(server.requests) == 1  # "wombats" is no known word: the LLM is asked, then grounded
+    assert spec.class_names == ["wombat"]
 
 
 def test_planner_skips_llm_for_empty_request(server: FakeOpenAIServer) -> None:
