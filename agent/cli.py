@@ -165,7 +165,8 @@ class _Progress:
 
 
 def _interactive_approval(progress: _Progress) -> Any:
-    """Ask the user at the terminal to approve the spec or answer the planner's question."""
+    """Ask the user at the terminal to approve the spec, answer the planner's question, or change the spec:
+    any reply other than yes/no ("make it 300", "add trucks", "YOLO instead") is a conversational edit."""
     from synthloop.agent.summary import format_spec
     from synthloop.tools.types import TaskSpec
 
@@ -178,13 +179,16 @@ def _interactive_approval(progress: _Progress) -> Any:
             if spec.questions:
                 answer = input(f"{spec.questions[0]} ").strip()
                 return {"action": "answer", "text": answer} if answer else {"action": "cancel"}
-            reply = input("Start? [Y/n] ").strip().lower()
+            text = input("Start? [Y/n, or type a change] ").strip()
         except EOFError:
             return {"action": "cancel"}
-        if reply in ("", "y", "yes"):
+        reply = text.lower().rstrip(".!")
+        if reply in ("", "y", "yes", "ok", "go"):
             progress.set_total(spec.n_images)
             return {"action": "approve"}
-        return {"action": "cancel"}
+        if reply in ("n", "no", "cancel", "quit", "q", "stop"):
+            return {"action": "cancel"}
+        return {"action": "message", "text": text}
 
     return handle
 
@@ -248,9 +252,10 @@ def generate(
         raise CliError("the request is empty: describe the images you want")
     cfg = _load_config(config)
     planner = _make_planner(cfg, n, seed)
+    reviser = _make_reviser(cfg, planner)
 
     def start(progress: _Progress) -> RunSummary:
-        return start_run(out, cfg, request=request, planner=planner, auto_approve=yes,
+        return start_run(out, cfg, request=request, planner=planner, reviser=reviser, auto_approve=yes,
                          on_interrupt=None if yes else _interactive_approval(progress), progress=progress)
 
     _run_with_progress(start, n)
@@ -281,10 +286,13 @@ def resume(
     from synthloop.agent.runner import read_run_file, resume_run
 
     run = read_run_file(out)
-    planner = _make_planner(RunConfig.model_validate(run["config"]), None, None)
+    run_config = RunConfig.model_validate(run["config"])
+    planner = _make_planner(run_config, None, None)
+    reviser = _make_reviser(run_config, planner)
 
     def start(progress: _Progress) -> RunSummary:
-        return resume_run(out, planner=planner, on_interrupt=_interactive_approval(progress), progress=progress)
+        return resume_run(out, planner=planner, reviser=reviser, on_interrupt=_interactive_approval(progress),
+                          progress=progress)
 
     _run_with_progress(start, None)
 
@@ -493,6 +501,40 @@ def critique(
 eval_app = typer.Typer(help="Measure the planner, the critic and the data.", no_args_is_help=True,
                        rich_markup_mode=None)
 app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("planner")
+def eval_planner(
+    cases: Annotated[list[Path] | None, typer.Option(
+        "--cases", help="Case JSONL file(s) (default: evals/planner/cases.jsonl and heldout.jsonl).")] = None,
+    config: ConfigOption = None,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Plan with the deterministic rules alone.")] = False,
+    llm_always: Annotated[bool, typer.Option("--llm-always", help="Ask the LLM for every request (default: "
+                                                                  "only when the rules are unsure).")] = False,
+    failures: Annotated[bool, typer.Option("--failures", help="List the requests that were not fully right.")] = False,
+) -> None:
+    """Planner accuracy per field, fully-right rate, question rates and median planning time."""
+    from synthloop.agent.planner import plan_request
+    from synthloop.evals.planner_eval import DEFAULT_CASE_FILES, format_report, load_cases, run_cases
+
+    files = cases or list(DEFAULT_CASE_FILES)
+    try:
+        loaded = [(path, load_cases(path)) for path in files]
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read planner cases: {exc}") from exc
+    cfg = _load_config(config)
+    client = None
+    model = "none (rules only)"
+    if not no_llm:
+        from synthloop.tools.llm.local_server import client_from_config
+
+        client = client_from_config(cfg.llm)  # started before timing: planning time excludes server start
+        model = client.model
+    mode = "always" if llm_always else "auto"
+    typer.echo(f"model: {model}  llm: {'off' if no_llm else mode}")
+    for path, rows in loaded:
+        report = run_cases(path.name, rows, lambda request: plan_request(request, client, llm=mode))
+        typer.echo(format_report(report, show_failures=failures))
 
 
 @eval_app.command("critic")
