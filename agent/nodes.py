@@ -53,6 +53,13 @@ def plan(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     return {"spec": spec.model_dump(mode="json"), "approved": False}
 
 
+def _only_revision_questions(spec: TaskSpec) -> bool:
+    """True when every open question was left by a conversational edit (not by the planner)."""
+    from synthloop.agent.revise import REVISION_QUESTION_PREFIX
+
+    return bool(spec.questions) and all(q.startswith(REVISION_QUESTION_PREFIX) for q in spec.questions)
+
+
 def approve(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     """Show the spec; wait for approval, an answer to the planner's question, an edit, or a cancel.
 
@@ -77,6 +84,8 @@ def approve(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     history = list(state.get("messages", []))
     if action == "cancel":
         return {"cancelled": True, "stop_reason": "cancelled by the user"}
+    if action == "answer" and deps.reviser is not None and _only_revision_questions(spec):
+        action = "message"  # the question came from an edit the reviser could not apply: revise again
     if action == "answer":
         text = str(reply.get("text", ""))
         return {"answers": [*state.get("answers", []), text], "spec": None,
