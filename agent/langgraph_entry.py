@@ -12,3 +12,6 @@ from __future__ import annotations
 from synthloop.agent.graph import build_graph
 
 graph = build_graph()
+# LangGraph's server turns a missing context into `{}` and would build `Deps(**{})` from the context schema;
+# without a schema the nodes get what was passed and fall back to default Deps.
+graph.context_schema = None
