@@ -42,12 +42,13 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
-def _shoot(page: Any, name: str) -> None:
+def _shoot(page: Any, name: str, selector: str | None = None) -> None:
     folder = os.environ.get("SYNTHLOOP_UI_SCREENSHOTS")
     if folder:
         page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / name), full_page=True)
+        target = page.locator(selector) if selector else page
+        target.screenshot(path=str(Path(folder) / name))
 
 
 def _send(page: Any, text: str) -> None:
@@ -101,7 +102,7 @@ def test_request_question_edit_approve_gallery_and_votes(browser: Any, tmp_path:
         page.wait_for_selector("#gallery figure.card .voted:has-text('saved: accept')")
         page.locator("#gallery figure.card").nth(1).locator("button:has-text('reject')").click()
         page.wait_for_selector("#gallery figure.card .voted:has-text('saved: reject')")
-        _shoot(page, "ui-gallery.png")
+        _shoot(page, "ui-gallery.png", "#results")
         rejected = int(page.text_content("#progress-text").split("rejected ")[1].split()[0])
         page.click(".tabs button[data-tab='rejected']")
         if rejected:
@@ -110,7 +111,7 @@ def test_request_question_edit_approve_gallery_and_votes(browser: Any, tmp_path:
                                    "i.naturalWidth === 320)")
             reasons = page.locator("#gallery figure.rejected .reasons li").all_text_contents()
             assert reasons and all(r.startswith("rules.") for r in reasons)
-            _shoot(page, "ui-rejected.png")
+            _shoot(page, "ui-rejected.png", "#results")
         else:
             page.wait_for_selector("#gallery:has-text('no rejected samples yet')")
 
@@ -122,7 +123,7 @@ def test_request_question_edit_approve_gallery_and_votes(browser: Any, tmp_path:
             page.wait_for_selector(f"#ab[data-pair='{i + 1}']", state="attached")
             shown.append((page.get_attribute("#ab-a img", "alt"), page.get_attribute("#ab-b img", "alt")))
             if i == 0:
-                _shoot(page, "ui-ab.png")
+                _shoot(page, "ui-ab.png", "#results")
             page.click(button)
             page.wait_for_selector(f"#label-count:has-text('{3 + i} human label')")
         page.close()
