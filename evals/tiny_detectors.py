@@ -1,4 +1,4 @@
-"""Tiny randomly initialised open-vocabulary detectors, saved like real checkpoints (for backend tests).
+"""Tiny randomly initialised open-vocabulary detectors, saved like real checkpoints (tests and cost evals).
 
 Built from configs with a seed, no download: OWLv2 / OWL-ViT with a byte-level CLIP BPE vocabulary (every
 byte is a token, no merges: exact CLIP tokenisation rules, tiny vocabulary), Grounding DINO with a Swin

@@ -46,7 +46,7 @@ def test_a_missing_model_path_is_a_user_error(tmp_path: Path) -> None:
 def test_a_configured_detector_judges_last(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from tiny_detectors import tiny_owl
+    from synthloop.evals.tiny_detectors import tiny_owl
 
     model = tiny_owl(tmp_path / "owl")
     config = RunConfig(detector=DetectorConfig(backend="owlv2", model=str(model), device="cpu", max_edits=50))
