@@ -143,6 +143,8 @@ def layout(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
                 layout=Layout.model_validate(slot["layout"]) if slot.get("layout") else deps.sampler.sample(spec, seed),
                 repairs=slot.get("repairs", []),
             )
+            if _text_conditioned(deps):
+                sample = sample.model_copy(update={"prompt": _expanded_prompt(spec, sample)})
             batch.append(sample.model_dump(mode="json"))
     update: dict[str, Any] = {"batch": batch, "retry_slots": retries, "next_index": next_index,
                               "attempts": attempts + len(slots)}
@@ -152,6 +154,18 @@ def layout(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     return update
 
 
+def _text_conditioned(deps: Deps) -> bool:
+    """Whether the renderer takes a text prompt (`text_conditioned = True`); the compositor does not."""
+    return bool(getattr(deps.renderer, "text_conditioned", False))
+
+
+def _expanded_prompt(spec: TaskSpec, sample: Sample) -> str:
+    """A per-image scene prompt, varied within the request and deduplicated (see tools/prompting/expand.py)."""
+    from synthloop.tools.prompting.expand import image_prompt
+
+    return image_prompt(spec, sample.layout, sample.index)
+
+
 def candidate_seed(sample: Sample, k: int) -> int:
     """Render seed of best-of-n candidate k (candidate 0 is the sample's own seed)."""
     return sample.seed if k == 0 else derive_seed(sample.seed, "candidate", k)
@@ -159,7 +173,10 @@ def candidate_seed(sample: Sample, k: int) -> int:
 
 def _render_one(deps: Deps, spec: TaskSpec, sample: Sample, k: int = 0) -> RenderResult:
     """Render candidate k; only candidate 0 is written now (a best-of-n winner is written when chosen)."""
-    result = deps.renderer.render(sample.layout, spec, candidate_seed(sample, k))
+    if _text_conditioned(deps):
+        result = deps.renderer.render(sample.layout, spec, candidate_seed(sample, k), prompt=sample.prompt)
+    else:
+        result = deps.renderer.render(sample.layout, spec, candidate_seed(sample, k))
     if k == 0:
         atomic_write_png(deps.out_dir / sample.image_path, result.image,
                          compress_level=deps.config.png_compress_level)
@@ -182,7 +199,7 @@ def render(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
         if n > 1:
             deps.candidates[sample.id] = candidates
         backend = {**candidates[0].backend, "layout": deps.sampler.id}
-        batch.append(sample.model_copy(update={"backend": backend, "prompt": candidates[0].prompt})
+        batch.append(sample.model_copy(update={"backend": backend, "prompt": candidates[0].prompt or sample.prompt})
                      .model_dump(mode="json"))
     deps.report("rendered", n=len(batch))
     return {"batch": batch}
