@@ -23,7 +23,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Literal
 
 from synthloop.agent.grounding import PlanProposal, clean_request, extract, ground_spec
-from synthloop.agent.revise import ParsedEdit, SpecEdit, apply_edit, ground_edit, not_understood, parse_edit
+from synthloop.agent.revise import SpecEdit, apply_edit, ground_edit, merge_edits, not_understood, parse_edit
 from synthloop.prompts import examples_sha256, load_examples, load_prompt
 from synthloop.tools.llm.client import LLMOutputError
 from synthloop.tools.types import TaskSpec
@@ -128,24 +128,26 @@ def _spec_line(spec: TaskSpec) -> str:
 def revise_spec(spec: TaskSpec, message: str, client: LLMClient | None = None) -> TaskSpec:
     """Apply one conversational edit ("make it 300", "add trucks", "YOLO instead", "no captions") to `spec`.
 
-    Rules first (`synthloop.agent.revise.parse_edit`); when they find nothing and a client is given, the LLM
-    proposes a schema-constrained `SpecEdit`, kept only where the message backs it (`ground_edit`: numbers
-    that occur in it, classes that are spans of it or already in the spec). A message neither understands
+    Rules first (`synthloop.agent.revise.parse_edit`); when they find nothing, or the message has words they
+    could not place, and a client is given, the LLM proposes a schema-constrained `SpecEdit`, kept only where
+    the message backs it (`ground_edit`: numbers that occur in it, classes that are spans of it or already in
+    the spec) and only for fields the rules left alone (`merge_edits`). A message neither understands
     gives the spec unchanged plus a question saying so. Never raises on odd input.
     """
     text = clean_request(message)
     if not text:
         return not_understood(spec, message)
     parsed = parse_edit(spec, text)
-    if parsed.is_empty() and client is not None:
+    unexplained = extract(text).unexplained
+    if client is not None and (parsed.is_empty() or unexplained):
         try:
             proposal = client.complete_json(revise_messages(spec, text), SpecEdit, max_tokens=MAX_EDIT_TOKENS)
         except LLMOutputError as exc:
             logger.warning("reviser LLM gave no valid edit: %s", exc)
             proposal = None
         if proposal is not None:
-            parsed = ParsedEdit(edit=ground_edit(spec, proposal, text))
-            logger.debug("reviser LLM edit (grounded): %s", parsed.edit)
+            parsed = merge_edits(parsed, ground_edit(spec, proposal, text))
+            logger.debug("reviser edit (rules + grounded LLM): %s", parsed.edit)
     if parsed.is_empty():
         return not_understood(spec, text)
     return apply_edit(spec, parsed, text)

@@ -18,6 +18,7 @@ from synthloop.agent.grounding import (
     _KNOWN_OBJECTS,
     NO_CLASS_QUESTION,
     _normalise,
+    _phrase_to_class,
     extract,
     render_prompt_for,
     singular,
@@ -81,6 +82,7 @@ _REMOVE = r"(?:remove|drop|delete|without|no|exclude|excluding|get rid of|skip|l
 _ADD = r"(?:add|also|plus|include|including|with|and|too|as well|extra|want|need|put|throw in|some)"
 _REPLACE = r"(?:instead|only|just|switch|change|use|rather|export (?:as|to|in)|in \w+ format|format)"
 _ADD_CUE = re.compile(rf"\b{_ADD}\b")
+_ADD_VERBS = r"(?:add|include|also want|also need|want|need|throw in|put in|plus|also)"
 _HARDER = re.compile(r"\b(?:harder|more difficult|more challenging|tougher|more occlu\w*|more clutter\w*)\b")
 _EASIER = re.compile(r"\b(?:easier|simpler|less difficult|less clutter\w*|less occlu\w*)\b")
 _REPLACE_CLASS = re.compile(r"\breplace (?:the )?([a-z][a-z \-]*?) (?:with|by) ([a-z][a-z \-]*?)\s*(?:[.,;!]|$)")
@@ -134,7 +136,8 @@ def parse_edit(spec: TaskSpec, message: str) -> ParsedEdit:
     from synthloop.agent.grounding import _FORMAT_PATTERNS, _TASK_PATTERNS
 
     text = _normalise(message)
-    ex = extract(message)
+    # "add saucers", "I also want knives": the add verbs introduce a list of classes, like "with" does.
+    ex = extract(re.sub(rf"\b{_ADD_VERBS}\b", " with ", text))
     edit = SpecEdit()
     parsed = ParsedEdit(edit=edit)
     existing = set(spec.class_names)
@@ -168,6 +171,9 @@ def parse_edit(spec: TaskSpec, message: str) -> ParsedEdit:
     edit.add_formats, edit.remove_formats, edit.set_formats = _keyword_edits(  # type: ignore[assignment]
         text, _FORMAT_PATTERNS, bare="set"
     )
+    if "instead of" in text:  # "masks instead of boxes": swap one, keep the rest
+        edit.add_tasks, edit.set_tasks = [*edit.add_tasks, *edit.set_tasks], []
+        edit.add_formats, edit.set_formats = [*edit.add_formats, *edit.set_formats], []
 
     # Classes: "replace cups with mugs", "remove forks", "add trucks", "3-5 cups per image".
     if m := _REPLACE_CLASS.search(text):
@@ -363,8 +369,12 @@ def ground_edit(spec: TaskSpec, proposal: SpecEdit, message: str) -> SpecEdit:
     text = _normalise(message)
     numbers = {*ex.n_images_candidates, *([ex.n_images] if ex.n_images else []), *(ex.size or ())}
     numbers |= set(map(int, re.findall(r"\d+", text.replace(",", ""))))
-    mentioned = {c.name for c in ex.classes}
     tokens = {singular(t) for t in re.findall(r"[a-z]+", text)}
+    mentioned = {c.name for c in ex.classes} | {
+        name
+        for name in (singular(n.strip().lower()) for n in proposal.add_classes)
+        if name and all(w in tokens for w in name.split()) and _phrase_to_class(name.split()) is not None
+    }
     from synthloop.agent.grounding import _FORMAT_PATTERNS, _TASK_PATTERNS
 
     named_tasks = {str(k) for k, p in _TASK_PATTERNS.items() if _mentions(text, p)}
@@ -390,3 +400,12 @@ def ground_edit(spec: TaskSpec, proposal: SpecEdit, message: str) -> SpecEdit:
     if proposal.difficulty in ("easy", "medium", "hard") and proposal.difficulty in text:
         kept.difficulty = proposal.difficulty
     return kept
+
+
+def merge_edits(rules: ParsedEdit, llm: SpecEdit) -> ParsedEdit:
+    """The rules' edit, with the (grounded) LLM edit filling only the fields the rules left empty."""
+    merged = rules.edit.model_copy()
+    for name in SpecEdit.model_fields:
+        if getattr(merged, name) in (None, "", []) and getattr(llm, name) not in (None, "", []):
+            setattr(merged, name, getattr(llm, name))
+    return rules.model_copy(update={"edit": merged})
