@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections import deque
@@ -14,7 +15,19 @@ from export_testdata import make_samples, make_spec
 from pycocotools import mask as mask_utils
 
 from synthloop.tools.export.records import export_all
-from synthloop.tools.export.yolo import largest_component, mask_polygon, trace_outer_contour
+from synthloop.tools.export.yolo import (
+    _simplify_open,
+    decode_rle_crop,
+    largest_component,
+    largest_component_boxes,
+    mask_polygon,
+    ring_length,
+    rle_crops,
+    rle_polygons,
+    simplify_ring,
+    trace_outer_contour,
+)
+from synthloop.tools.masks import encode_rle
 
 
 def read_yolo_labels(path: Path) -> list[tuple[int, list[float]]]:
@@ -146,12 +159,7 @@ def _components_4(mask: np.ndarray) -> list[np.ndarray]:
             cy, cx = queue.popleft()
             part[cy, cx] = True
             for ny, nx in ((cy + 1, cx), (cy - 1, cx), (cy, cx + 1), (cy, cx - 1)):
-                if (
-                    0 <= ny < mask.shape[0]
-                    and 0 <= nx < mask.shape[1]
-                    and mask[ny, nx]
-                    and not labels[ny, nx]
-                ):
+                if 0 <= ny < mask.shape[0] and 0 <= nx < mask.shape[1] and mask[ny, nx] and not labels[ny, nx]:
                     labels[ny, nx] = len(parts) + 1
                     queue.append((ny, nx))
         parts.append(part)
@@ -174,6 +182,124 @@ def test_tracer_on_random_masks_matches_a_flood_fill_reference() -> None:
         ys, xs = np.nonzero(component)
         assert simplified[:, 0].min() == xs.min() and simplified[:, 0].max() == xs.max() + 1
         assert simplified[:, 1].min() == ys.min() and simplified[:, 1].max() == ys.max() + 1
+
+
+def _blobs(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Unions of rotated ellipses with some pixels knocked out: smooth edges, parts, pinch points, holes."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    mask = np.zeros((height, width), dtype=bool)
+    for _ in range(int(rng.integers(1, 4))):
+        cx, cy = rng.uniform(0, width), rng.uniform(0, height)
+        rx, ry, angle = rng.uniform(1, width / 2 + 1), rng.uniform(1, height / 2 + 1), rng.uniform(0, np.pi)
+        u = (xs - cx) * np.cos(angle) + (ys - cy) * np.sin(angle)
+        v = -(xs - cx) * np.sin(angle) + (ys - cy) * np.cos(angle)
+        mask |= (u / rx) ** 2 + (v / ry) ** 2 <= 1
+    return mask & ~(rng.random((height, width)) < rng.choice([0.0, 0.02, 0.2]))
+
+
+def _random_masks(rng: np.random.Generator, height: int, width: int, n: int) -> list[np.ndarray]:
+    masks = []
+    for _ in range(n):
+        kind = rng.random()
+        if kind < 0.5:
+            masks.append(_blobs(rng, height, width))
+        elif kind < 0.85:
+            masks.append(rng.random((height, width)) < rng.uniform(0.1, 0.9))
+        elif kind < 0.9:
+            masks.append(np.zeros((height, width), dtype=bool))
+        elif kind < 0.95:
+            masks.append(np.ones((height, width), dtype=bool))
+        else:  # one pixel, or a run that wraps from one column into the next
+            mask = np.zeros((height, width), dtype=bool)
+            mask.T.flat[int(rng.integers(0, height * width)) :][: int(rng.integers(1, 2 * height + 2))] = True
+            masks.append(mask)
+    return masks
+
+
+def _segment_distance(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Distance of each point to the closed polygon's boundary."""
+    a, b = polygon, np.roll(polygon, -1, axis=0)
+    ab, ap = b - a, points[:, None, :] - a[None]
+    t = np.clip((ap * ab[None]).sum(-1) / np.maximum((ab**2).sum(-1), 1e-12)[None], 0.0, 1.0)
+    nearest = a[None] + t[..., None] * ab[None]
+    return np.sqrt(((points[:, None] - nearest) ** 2).sum(-1)).min(axis=1)
+
+
+def test_rle_decoder_matches_pycocotools() -> None:
+    rng = np.random.default_rng(11)
+    for _ in range(150):
+        height, width = (int(v) for v in rng.integers(1, 70, 2))
+        masks = _random_masks(rng, height, width, int(rng.integers(1, 7)))
+        rles = [encode_rle(m) for m in masks]
+        crops = rle_crops((height, width), [r.counts for r in rles])
+        assert len(crops) == len(masks)
+        for mask, rle, (crop, x0, y0) in zip(masks, rles, crops, strict=True):
+            reference = mask_utils.decode({"size": [height, width], "counts": rle.counts.encode()}) > 0
+            assert np.array_equal(reference, mask)
+            assert crop.flags.c_contiguous and crop.dtype == bool
+            if not mask.any():
+                assert crop.shape == (0, 0)
+                continue
+            ys, xs = np.nonzero(mask)
+            assert (x0, y0) == (xs.min(), ys.min())
+            assert crop.shape == (ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)  # the tight box
+            assert np.array_equal(crop, mask[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]])
+            single, sx, sy = decode_rle_crop((height, width), rle.counts.encode())  # bytes work too
+            assert np.array_equal(single, crop) and (sx, sy) == (x0, y0)
+
+
+def test_polygons_keep_the_box_and_stay_within_tolerance() -> None:
+    rng = np.random.default_rng(5)
+    checked = 0
+    for _ in range(60):
+        height, width = (int(v) for v in rng.integers(2, 100, 2))
+        masks = _random_masks(rng, height, width, int(rng.integers(1, 6)))
+        counts = [encode_rle(m).counts for m in masks]
+        batch = rle_polygons((height, width), counts)
+        boxes = largest_component_boxes((height, width), counts)
+        for mask, polygon, box in zip(masks, batch, boxes, strict=True):
+            parts = _components_4(mask) if mask.sum() < 400 else None
+            component = largest_component(mask)
+            if parts is not None and parts:
+                assert np.array_equal(component, max(parts, key=lambda p: int(p.sum())))
+            single = mask_polygon(mask)
+            assert np.array_equal(polygon, single)  # the same polygon alone or among others
+            if not component.any():
+                assert polygon.shape == (0, 2) and box == (0.0, 0.0, 0.0, 0.0)
+                continue
+            ys, xs = np.nonzero(component)
+            assert box == (xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+            assert polygon[:, 0].min() == xs.min() and polygon[:, 0].max() == xs.max() + 1
+            assert polygon[:, 1].min() == ys.min() and polygon[:, 1].max() == ys.max() + 1
+            assert not np.any(np.all(polygon == np.roll(polygon, 1, axis=0), axis=1))  # no repeated vertex
+            ring = trace_outer_contour(component)
+            if mask.size <= 900:
+                assert np.array_equal(rasterise(ring, *mask.shape), _fill_outside_8(component))
+            tolerance = min(1.0, max(0.5, 0.005 * ring_length(ring)))
+            assert _segment_distance(ring, polygon).max() <= tolerance + 1e-9
+            checked += 1
+    assert checked > 100
+
+
+def test_simplify_guarantees_the_tolerance_where_opencv_alone_does_not() -> None:
+    """approxPolyDP's final clean-up may move the outline up to ~1.3 tolerance away; the check repairs it."""
+    rng = np.random.default_rng(2)
+    for _ in range(150):
+        mask = _blobs(rng, int(rng.integers(10, 90)), int(rng.integers(10, 90)))
+        ring = trace_outer_contour(largest_component(mask))
+        if len(ring) == 0:
+            continue
+        tolerance = float(rng.uniform(0.5, 1.5))
+        simplified = simplify_ring(ring, tolerance)
+        assert _segment_distance(ring, simplified).max() <= tolerance + 1e-9
+        line = ring[: max(3, len(ring) // 2)]
+        kept = _simplify_open(line, tolerance)
+        assert kept[0] == 0 and kept[-1] == len(line) - 1 and kept == sorted(set(kept))
+        for i, j in itertools.pairwise(kept):  # Douglas–Peucker's promise: near the chord's line
+            (ax, ay), (bx, by) = line[i], line[j]
+            between = line[i + 1 : j]
+            cross = np.abs((bx - ax) * (between[:, 1] - ay) - (by - ay) * (between[:, 0] - ax))
+            assert np.all(cross <= tolerance * np.hypot(bx - ax, by - ay) + 1e-9)
 
 
 def test_reexport_drops_stale_files(tmp_path: Path) -> None:

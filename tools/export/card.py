@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from synthloop.tools.export.yolo import rle_crops
 from synthloop.tools.io import atomic_write_png, atomic_write_text
-from synthloop.tools.masks import decode_rle
 from synthloop.tools.types import Instance, Sample, TaskSpec
 
 SMALL_AREA, MEDIUM_AREA = 32**2, 96**2  # COCO's area thresholds
@@ -99,11 +99,26 @@ def draw_tile(out_dir: Path, sample: Sample, class_index: dict[str, int], tile: 
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     pixels = np.asarray(image.resize(size, Image.BILINEAR)).copy()
     instances = _instances(sample)
-    for inst in instances:
-        if inst.segmentation is not None:
-            full = Image.fromarray(decode_rle(inst.segmentation).astype(np.uint8) * 255)
-            small = np.asarray(full.resize(size, Image.NEAREST)) > 0
-            pixels[_outline(small)] = _color(class_index.get(inst.category, 0))
+    masked = [inst for inst in instances if inst.segmentation is not None]
+    by_size: dict[tuple[int, int], list[Instance]] = {}
+    for inst in masked:
+        by_size.setdefault(tuple(inst.segmentation.size), []).append(inst)  # type: ignore[union-attr]
+    for (mask_h, mask_w), group in by_size.items():
+        # Nearest-neighbour thumbnail of each mask, sampled from its tight box only (decoded in one pass).
+        src_rows = ((np.arange(size[1]) + 0.5) * mask_h / size[1]).astype(np.int64)
+        src_cols = ((np.arange(size[0]) + 0.5) * mask_w / size[0]).astype(np.int64)
+        crops = rle_crops((mask_h, mask_w), [inst.segmentation.counts for inst in group])  # type: ignore[union-attr]
+        for inst, (crop, x0, y0) in zip(group, crops, strict=True):
+            if crop.size == 0:
+                continue
+            rows = np.flatnonzero((src_rows >= y0) & (src_rows < y0 + crop.shape[0]))
+            cols = np.flatnonzero((src_cols >= x0) & (src_cols < x0 + crop.shape[1]))
+            if rows.size == 0 or cols.size == 0:
+                continue
+            small = crop[np.ix_(src_rows[rows] - y0, src_cols[cols] - x0)]
+            outline = _outline(small)
+            region = pixels[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+            region[outline] = _color(class_index.get(inst.category, 0))
     thumb = Image.fromarray(pixels)
     draw = ImageDraw.Draw(thumb)
     font = _font()

@@ -31,7 +31,6 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pydantic import ValidationError
 
-from synthloop.tools.masks import mask_bbox
 from synthloop.tools.types import ExportFormat, Sample, TaskSpec
 
 BOX_TOLERANCE_PX = 1.0
@@ -113,9 +112,7 @@ def _check_image(out_dir: Path, split: str, image: dict[str, Any], rel: str, def
         defects.append(f"{shown}: cannot be opened as an image ({_first_line(exc)})")
         return
     if size != (image.get("width"), image.get("height")):
-        defects.append(
-            f"{shown}: is {size[0]}x{size[1]} but {rel} says {image.get('width')}x{image.get('height')}"
-        )
+        defects.append(f"{shown}: is {size[0]}x{size[1]} but {rel} says {image.get('width')}x{image.get('height')}")
 
 
 def _check_annotation(ann: dict[str, Any], image: dict[str, Any], rel: str, defects: list[str]) -> None:
@@ -198,16 +195,23 @@ def _yolo_box(values: list[float], polygon: bool) -> tuple[float, float, float, 
     return (min(xs), min(ys), max(xs), max(ys))
 
 
-def _expected_yolo_box(ann: dict[str, Any], image: dict[str, Any], polygon: bool) -> tuple[float, ...]:
-    from synthloop.tools.export.yolo import largest_component
+def _expected_yolo_boxes(anns: list[dict[str, Any]], image: dict[str, Any], polygon: bool) -> list[tuple[float, ...]]:
+    """Normalised xyxy box each annotation's YOLO line should have (the masks of one image in one pass)."""
+    from synthloop.tools.export.yolo import largest_component_boxes
 
     width, height = image["width"], image["height"]
-    x, y, w, h = ann["bbox"]
-    segm = ann.get("segmentation")
-    if polygon and isinstance(segm, dict):
-        rle = {"size": segm["size"], "counts": segm["counts"].encode("ascii")}
-        x, y, w, h = mask_bbox(largest_component(mask_utils.decode(rle).astype(bool)))
-    return (x / width, y / height, (x + w) / width, (y + h) / height)
+    boxes = [tuple(ann["bbox"]) for ann in anns]
+    if polygon:
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for k, ann in enumerate(anns):
+            segm = ann.get("segmentation")
+            if isinstance(segm, dict):
+                by_size.setdefault(tuple(segm["size"]), []).append(k)
+        for size, members in by_size.items():
+            counts = [anns[k]["segmentation"]["counts"] for k in members]
+            for k, box in zip(members, largest_component_boxes(size, counts), strict=True):
+                boxes[k] = box
+    return [(x / width, y / height, (x + w) / width, (y + h) / height) for x, y, w, h in boxes]
 
 
 def _check_yolo(out_dir: Path, spec: TaskSpec, cocos: dict[str, COCO], defects: list[str]) -> None:
@@ -247,7 +251,9 @@ def _check_yolo(out_dir: Path, spec: TaskSpec, cocos: dict[str, COCO], defects: 
             if len(lines) != len(anns):
                 defects.append(f"{rel}: {len(lines)} objects but COCO has {len(anns)}")
                 continue
-            for number, (line, ann) in enumerate(zip(lines, anns, strict=True), start=1):
+            expected = _expected_yolo_boxes(anns, image, polygon)
+            for number, (line, want) in enumerate(zip(lines, expected, strict=True), start=1):
+                ann = anns[number - 1]
                 parts = line.split()
                 try:
                     cls, values = int(parts[0]), [float(v) for v in parts[1:]]
@@ -263,11 +269,10 @@ def _check_yolo(out_dir: Path, spec: TaskSpec, cocos: dict[str, COCO], defects: 
                 elif cls != ann["category_id"] - 1:
                     defects.append(f"{rel}: line {number} class {cls} but COCO says {ann['category_id'] - 1}")
                 got = _yolo_box(values, polygon)
-                want = _expected_yolo_box(ann, image, polygon)
                 if any(abs(a - b) > YOLO_TOLERANCE for a, b in zip(got, want, strict=True)):
                     shown = ", ".join(f"{v:.4f}" for v in got)
-                    expected = ", ".join(f"{v:.4f}" for v in want)
-                    defects.append(f"{rel}: line {number} box ({shown}) differs from COCO ({expected})")
+                    wanted = ", ".join(f"{v:.4f}" for v in want)
+                    defects.append(f"{rel}: line {number} box ({shown}) differs from COCO ({wanted})")
         if label_dir.is_dir():
             extra = sorted(p.name for p in label_dir.iterdir() if p.is_file() and p.stem not in named)
             if extra:

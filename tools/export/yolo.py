@@ -12,6 +12,9 @@ Class ids are the index in `spec.class_names`. Label lines:
   the largest 4-connected part of the instance mask (pixel-edge contour simplified by Douglas–Peucker at
   0.5–1 px, keeping the contour's extreme points so its box is exactly that part's box). An instance without a
   mask is written as its box polygon. Holes and smaller parts are dropped: YOLO-seg has one ring per object.
+  OpenCV does the pixel work (components, contour, Douglas–Peucker; imported lazily), numpy decodes only
+  each mask's tight box from its RLE, and the masks of a sample go through together; a check on every
+  contour point keeps the Douglas–Peucker bound exact (see `_simplify_polylines`).
 
 Instances with area 0 are skipped (as in the COCO export). Files written by an earlier export that this one
 did not write (samples no longer kept) are removed from `yolo/images` and `yolo/labels`, so the YOLO tree
@@ -22,13 +25,15 @@ folder of data.yaml).
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import yaml
+from pycocotools import mask as mask_utils
 
 from synthloop.tools.io import atomic_link_or_copy, atomic_write_text
-from synthloop.tools.masks import decode_rle
 from synthloop.tools.types import Instance, Sample, Task, TaskSpec
 
 # Douglas–Peucker tolerance: 0.5 % of the contour's length, kept within [0.5, 1] px. At 0.5 px the polygon
@@ -36,6 +41,123 @@ from synthloop.tools.types import Instance, Sample, Task, TaskSpec
 MIN_TOLERANCE_PX, MAX_TOLERANCE_PX, TOLERANCE_PER_LENGTH = 0.5, 1.0, 0.005
 
 Polygon = np.ndarray  # (N, 2) float64 pixel xy, corner coordinates
+
+
+def _cv2() -> ModuleType:
+    """OpenCV, imported on first use (only polygon work needs it)."""
+    import cv2
+
+    return cv2
+
+
+Size = tuple[int, int] | list[int]  # (height, width), as in COCO RLE
+Crop = tuple[np.ndarray, int, int]  # (C-contiguous bool pixels of a tight box, x0, y0); (0, 0) pixels if empty
+
+
+def _tight_crop(mask: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """(crop to the tight box, x0, y0); a (0, 0) crop at (0, 0) for an empty mask."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return np.zeros((0, 0), dtype=bool), 0, 0
+    cols = np.flatnonzero(mask.any(axis=0))
+    y0, x0 = int(rows[0]), int(cols[0])
+    crop = np.ascontiguousarray(mask[y0 : rows[-1] + 1, x0 : cols[-1] + 1], dtype=bool)
+    return crop, x0, y0
+
+
+# --------------------------------------------------------------------------------------------- RLE
+
+
+def _fallback_crops(size: Size, raws: list[bytes]) -> list[Crop]:
+    """pycocotools' decoder, mask by mask (for strings the vectorised decoder does not accept)."""
+    height, width = int(size[0]), int(size[1])
+    return [_tight_crop(mask_utils.decode({"size": [height, width], "counts": raw}).astype(bool)) for raw in raws]
+
+
+def rle_crops(size: Size, counts: list[str] | list[bytes]) -> list[Crop]:
+    """Decode compressed COCO RLE masks of one image size, each only inside its tight box.
+
+    A vectorised form of pycocotools' rleFrString + rleDecode over all masks at once: each count is 5-bit
+    groups (least significant first) written as characters from '0', 0x20 meaning "more follows" and 0x10 in
+    the last group the sign; from the third count of a mask on, a count is stored as the difference to the
+    count two places earlier. Counts alternate background / foreground runs in column-major order. Pixels
+    are exactly pycocotools' (tested against it); strings it would not produce fall back to it.
+    """
+    height, width = int(size[0]), int(size[1])
+    raws = [c.encode("ascii") if isinstance(c, str) else bytes(c) for c in counts]
+    empty: Crop = (np.zeros((0, 0), dtype=bool), 0, 0)
+    if not raws:
+        return []
+    lengths = np.array([len(r) for r in raws], dtype=np.int64)
+    if lengths.min() == 0:
+        return _fallback_crops(size, raws)
+    chars = np.frombuffer(b"".join(raws), dtype=np.uint8).astype(np.int64) - 48
+    done = (chars & 0x20) == 0  # the last character of a count
+    string_ends = np.cumsum(lengths) - 1
+    if chars.min() < 0 or chars.max() > 63 or not done[string_ends].all():
+        return _fallback_crops(size, raws)
+    last = np.flatnonzero(done)
+    first = np.concatenate(([0], last[:-1] + 1))
+    groups = last - first + 1
+    if groups.max() > 12:
+        return _fallback_crops(size, raws)
+    shifts = 5 * (np.arange(chars.size) - np.repeat(first, groups))
+    values = np.add.reduceat((chars & 0x1F) << shifts, first)
+    values -= ((chars[last] & 0x10) != 0) * np.left_shift(1, 5 * groups)  # sign: x | (-1 << 5k) == x - 2^5k
+    per_mask = np.diff(np.searchsorted(last, string_ends, side="right"), prepend=0)  # counts per mask
+    mask_of = np.repeat(np.arange(len(raws)), per_mask)
+    m = np.arange(values.size) - np.repeat(np.cumsum(per_mask) - per_mask, per_mask)  # index within its mask
+    for parity in (0, 1):  # undo the delta coding: a cumulative sum per mask over every other count
+        idx = np.flatnonzero(((m & 1) == parity) & (m >= 2 - parity))
+        if idx.size:
+            chain = values[idx]
+            total = np.cumsum(chain)
+            head = m[idx] == 2 - parity
+            values[idx] = total - (total[head] - chain[head])[np.cumsum(head) - 1]
+    area = height * width
+    sums = np.add.reduceat(values, np.cumsum(per_mask) - per_mask)
+    if values.min() < 0 or not np.all(sums == area):
+        return _fallback_crops(size, raws)
+    ends = np.cumsum(values) - mask_of * area  # run ends within each mask's column-major pixel order
+    fg = ((m & 1) == 1) & (values > 0)
+    starts, ends, owner = (ends - values)[fg], ends[fg], mask_of[fg]
+    crops = [empty] * len(raws)
+    if starts.size == 0:
+        return crops
+    first_col, last_col = starts // height, (ends - 1) // height
+    first_row, last_row = starts % height, (ends - 1) % height
+    heads = np.flatnonzero(np.diff(owner, prepend=-1))  # first run of each non-empty mask
+    tails = np.append(heads[1:], owner.size) - 1
+    wraps = np.maximum.reduceat(last_col - first_col, heads) > 0  # a run continues into the next column
+    x0, x1 = first_col[heads], last_col[tails]
+    y0 = np.where(wraps, 0, np.minimum.reduceat(first_row, heads))
+    y1 = np.where(wraps, height - 1, np.maximum.reduceat(last_row, heads))
+    crop_w, crop_h = x1 - x0 + 1, y1 - y0 + 1
+    offset = np.cumsum(crop_w * crop_h) - crop_w * crop_h
+    # Every crop column-major, one after the other in one buffer: a run stays contiguous (within one column,
+    # or it wraps and then its mask spans every row, so its crop is `height` rows high).
+    crop = np.repeat(np.arange(heads.size), tails - heads + 1)
+    local = offset[crop] + (first_col - x0[crop]) * crop_h[crop] + (first_row - y0[crop])
+    bounds = np.empty(2 * starts.size + 2, dtype=np.int64)
+    bounds[0], bounds[1:-1:2], bounds[2:-1:2], bounds[-1] = (
+        0,
+        local,
+        local + ends - starts,
+        offset[-1] + crop_w[-1] * crop_h[-1],
+    )
+    fill = np.zeros(bounds.size - 1, dtype=bool)
+    fill[1::2] = True
+    flat = np.repeat(fill, np.diff(bounds))
+    for k, at, w, h, x, y in zip(
+        owner[heads].tolist(), offset.tolist(), crop_w.tolist(), crop_h.tolist(), x0.tolist(), y0.tolist(), strict=True
+    ):
+        crops[k] = (np.ascontiguousarray(flat[at : at + w * h].reshape(w, h).T), x, y)
+    return crops
+
+
+def decode_rle_crop(size: Size, counts: str | bytes) -> Crop:
+    """Decode one compressed COCO RLE mask only inside its tight box (see `rle_crops`)."""
+    return rle_crops(size, [counts])[0]
 
 
 # --------------------------------------------------------------------------------------------- polygons
@@ -51,109 +173,117 @@ def mask_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rows, starts, ends
 
 
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest 4-connected part of a boolean mask (the topmost one on a tie); empty in, empty out.
+def _largest_part(crop: np.ndarray) -> Crop:
+    """Largest 4-connected part of a (non-empty) crop, cut to its own tight box: (part, x, y) in the crop.
 
-    Labels runs rather than pixels, vectorised: runs of adjacent rows that overlap are linked, then labels
-    spread by min-propagation with pointer jumping until they settle (a few passes, each pure numpy).
+    A tie goes to the part whose first pixel comes first in row-major order (the topmost, then leftmost).
     """
-    rows, starts, ends = mask_runs(mask)
-    n = len(rows)
+    cv2 = _cv2()
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(crop.view(np.uint8), connectivity=4)
+    if n <= 2:
+        return crop, 0, 0
+    area = stats[1:, cv2.CC_STAT_AREA]
+    tied = np.flatnonzero(area == area.max()) + 1
+    best = int(tied[0])
+    if tied.size > 1:  # do not rely on OpenCV's label order
+        flat = labels.ravel()
+        best = min(tied.tolist(), key=lambda label: int(np.argmax(flat == label)))
+    x, y, w, h = stats[best, :4].tolist()
+    return np.ascontiguousarray(labels[y : y + h, x : x + w] == best), x, y
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 4-connected part of a boolean mask (the topmost one on a tie); empty in, empty out."""
     out = np.zeros(mask.shape, dtype=bool)
-    if n == 0:
-        return out
-    if _single_run_chain(rows, starts, ends):
-        out[:] = mask
-        return out
-    # Runs of one row are sorted and disjoint, so the runs of row r - 1 that overlap run b form the index
-    # range [lo, hi): keys put (row, column) on one sorted axis.
-    stride = mask.shape[1] + 1
-    start_keys, end_keys = rows * stride + starts, rows * stride + ends
-    lo = np.searchsorted(end_keys, (rows - 1) * stride + starts, side="right")
-    hi = np.searchsorted(start_keys, (rows - 1) * stride + ends, side="left")
-    counts = np.maximum(hi - lo, 0)
-    below = np.repeat(np.arange(n), counts)
-    above = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
-    labels = np.arange(n)
-    while True:
-        previous = labels.copy()
-        low = np.minimum(labels[above], labels[below])
-        np.minimum.at(labels, labels[above], low)
-        np.minimum.at(labels, labels[below], low)
-        while True:  # pointer jumping: every run points at its current root
-            jumped = labels[labels]
-            if np.array_equal(jumped, labels):
-                break
-            labels = jumped
-        if np.array_equal(labels, previous):
-            break
-    sizes = np.bincount(labels, weights=ends - starts, minlength=n)
-    best = int(np.argmax(sizes))  # the first maximum: the label of the topmost run among equal sizes
-    for i in np.flatnonzero(labels == best):
-        out[rows[i], starts[i] : ends[i]] = True
+    crop, x0, y0 = _tight_crop(np.asarray(mask, dtype=bool))
+    if crop.size:
+        part, x, y = _largest_part(crop)
+        out[y0 + y : y0 + y + part.shape[0], x0 + x : x0 + x + part.shape[1]] = part
     return out
 
 
-def _single_run_chain(rows: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> bool:
-    """True when every row from the first to the last holds one run and each run overlaps the next one.
+def largest_component_boxes(size: Size, counts: list[str] | list[bytes]) -> list[tuple[float, float, float, float]]:
+    """Pixel xywh boxes of the largest 4-connected part of each COCO RLE mask of one image; zeros if empty."""
+    boxes = []
+    for crop, x0, y0 in rle_crops(size, counts):
+        if crop.size == 0:
+            boxes.append((0.0, 0.0, 0.0, 0.0))
+            continue
+        part, x, y = _largest_part(crop)
+        boxes.append((float(x0 + x), float(y0 + y), float(part.shape[1]), float(part.shape[0])))
+    return boxes
 
-    The common case (a convex, unoccluded object) is then one component without any union–find.
+
+def largest_component_box(size: Size, counts: str | bytes) -> tuple[float, float, float, float]:
+    """Pixel xywh box of the largest 4-connected part of a COCO RLE mask; (0, 0, 0, 0) when it is empty."""
+    return largest_component_boxes(size, [counts])[0]
+
+
+def _outline(crop: np.ndarray) -> np.ndarray | None:
+    """Pixel-edge outer contour of a crop that is one 4-connected part; None when it holds several parts.
+
+    The ring is int32 (N, 2) in crop corners, clockwise on screen from the top-left corner of the first
+    pixel, and may repeat a corner or hold points along straight edges (`trace_outer_contour` drops those).
+
+    OpenCV follows borders with 8-connected foreground, the opposite of what a 4-connected region needs
+    (diagonal neighbours must stay apart). So the tracer runs on the outside instead: the inverted crop,
+    upsampled 2x and framed by one outside pixel. The outside is then 8-connected foreground and every
+    4-connected part a hole in it (a part inside another's hole is a hole of an enclosed outside piece), so
+    one hole in all means one part. The frame's hole border consists of outside sub-pixels next to the part;
+    sub-pixel i (frame included) lies in the half of a pixel that faces corner i // 2, so halving maps the
+    border onto the part's pixel corners.
     """
-    if len(rows) != rows[-1] - rows[0] + 1 or np.any(np.diff(rows) != 1):
-        return False
-    return bool(np.all((starts[1:] < ends[:-1]) & (starts[:-1] < ends[1:])))
+    cv2 = _cv2()
+    h, w = crop.shape
+    inverted = (~crop).view(np.uint8)
+    up = cv2.resize(inverted, (2 * w, 2 * h), interpolation=cv2.INTER_NEAREST)
+    outside = cv2.copyMakeBorder(up, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=1)
+    contours, hierarchy = cv2.findContours(outside, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    links = hierarchy.reshape(-1, 4)
+    if int((links[:, 3] >= 0).sum()) != 1:
+        return None
+    return contours[int(np.flatnonzero(links[:, 3] >= 0)[0])].reshape(-1, 2) >> 1
 
 
-# Directions in image coordinates (x right, y down), clockwise order: right, down, left, up.
-_DIRS = ((1, 0), (0, 1), (-1, 0), (0, -1))
+def _part_ring(crop: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Outline (as `_outline`) of the largest 4-connected part of a non-empty crop, and that part's offset."""
+    ring = _outline(crop)
+    if ring is not None:
+        return ring, 0, 0
+    part, x, y = _largest_part(crop)
+    ring = _outline(part)
+    if ring is None:  # impossible: a single part has a single outline
+        raise RuntimeError("contour tracing found several outlines for one 4-connected part")
+    return ring, x, y
+
+
+def _corners(ring: np.ndarray) -> np.ndarray:
+    """A ring without repeated points and without points inside straight edges."""
+    ring = ring[np.any(ring != np.roll(ring, 1, axis=0), axis=1)]
+    before = ring - np.roll(ring, 1, axis=0)
+    after = np.roll(ring, -1, axis=0) - ring
+    cross = before[:, 0] * after[:, 1] - before[:, 1] * after[:, 0]
+    dot = before[:, 0] * after[:, 0] + before[:, 1] * after[:, 1]
+    return ring[(cross != 0) | (dot < 0)]
 
 
 def trace_outer_contour(component: np.ndarray) -> Polygon:
     """Pixel-edge outer contour of a 4-connected boolean region, as its corner vertices (clockwise on screen).
 
-    Crack following: walk the pixel edges with the region on the right-hand side, starting on the top edge of
-    the top-left pixel. At each corner look at the two pixels ahead: front-right outside → turn right; both
-    inside → turn left; else straight. Turning right when only the front-left pixel is inside keeps
-    diagonal neighbours apart (4-connectivity), so the ring never touches itself.
+    The ring starts at the top-left corner of the region's first (row-major) pixel and goes right; only
+    corners where it turns are kept. Diagonal neighbours stay apart (4-connectivity): the ring passes
+    between them, so it encloses the region plus every hole that the 8-connected outside cannot reach.
+    OpenCV traces it (see `_outline`); a region of several parts gives the largest part's contour.
     """
-    ys, xs = np.nonzero(component)
-    if ys.size == 0:
+    crop, x0, y0 = _tight_crop(np.asarray(component, dtype=bool))
+    if crop.size == 0:
         return np.zeros((0, 2))
-    grid = np.zeros((component.shape[0] + 2, component.shape[1] + 2), dtype=bool)
-    grid[1:-1, 1:-1] = component
-
-    def inside(px: int, py: int) -> bool:
-        return bool(grid[py + 1, px + 1])
-
-    start = (int(xs[0]), int(ys[0]))  # np.nonzero is row-major: the first hit is the top-left pixel
-    x, y, d = start[0], start[1], 0
-    corners: list[tuple[int, int]] = [start]
-    while True:
-        dx, dy = _DIRS[d]
-        x, y = x + dx, y + dy
-        if (x, y) == start and d == 3:
-            break
-        # Pixels ahead of corner (x, y) when moving in direction d: front-left and front-right.
-        if d == 0:
-            fl, fr = inside(x, y - 1), inside(x, y)
-        elif d == 1:
-            fl, fr = inside(x, y), inside(x - 1, y)
-        elif d == 2:
-            fl, fr = inside(x - 1, y), inside(x - 1, y - 1)
-        else:
-            fl, fr = inside(x - 1, y - 1), inside(x, y - 1)
-        if not fr:
-            d = (d + 1) % 4
-        elif fl:
-            d = (d - 1) % 4
-        else:
-            continue
-        corners.append((x, y))
-    return np.asarray(corners, dtype=np.float64)
+    ring, x, y = _part_ring(crop)
+    return (_corners(ring.astype(np.int64)) + np.array([x0 + x, y0 + y])).astype(np.float64)
 
 
-def _simplify_open(points: np.ndarray, tolerance: float) -> list[int]:
-    """Douglas–Peucker on an open polyline; returns the kept indices (first and last always kept)."""
+def _douglas_peucker(points: np.ndarray, tolerance: float) -> list[int]:
+    """Douglas–Peucker on an open polyline in numpy (exact; the repair path): kept indices, ends included."""
     keep = [0, len(points) - 1]
     stack = [(0, len(points) - 1)]
     while stack:
@@ -175,23 +305,131 @@ def _simplify_open(points: np.ndarray, tolerance: float) -> list[int]:
     return sorted(set(keep))
 
 
+def _exact_pieces(line: np.ndarray, cuts: list[int], tolerance: float) -> np.ndarray:
+    """Kept indices of one line by the exact numpy Douglas–Peucker, piece by piece."""
+    kept = [a + np.asarray(_douglas_peucker(line[a : b + 1], tolerance)[:-1]) for a, b in itertools.pairwise(cuts)]
+    return np.concatenate([*kept, [len(line) - 1]]).astype(np.int64)
+
+
+def _simplify_polylines(lines: list[np.ndarray], bounds: list[list[int]], tolerances: list[float]) -> list[np.ndarray]:
+    """Douglas–Peucker of open polylines, each cut at its `bounds` (sorted, 0 to len - 1, always kept).
+
+    Returns the kept indices of each line. cv2.approxPolyDP does the work, piece by piece; its points are
+    mapped back to indices (one sort for all lines) and checked: each point must lie within its line's
+    tolerance of the line through the kept chord over it, as Douglas–Peucker promises (OpenCV's final
+    "almost straight" clean-up can exceed that by up to ~0.7 tolerance). A chord that fails is split again
+    by the exact numpy version; a line whose points do not map back in order (a repeated vertex, float32
+    rounding) is done by it altogether. Integer points are moved by whole numbers only, so a line's result
+    never depends on the other lines.
+    """
+    cv2 = _cv2()
+    points = np.concatenate(lines).astype(np.float64)
+    as32 = points.astype(np.float32)
+    sizes = [len(line) for line in lines]
+    starts = np.cumsum([0, *sizes])
+    approx, forced_at, forced, line_ends = [], [], [], []
+    filled = 0
+    for cuts, tolerance, start, size in zip(bounds, tolerances, starts[:-1].tolist(), sizes, strict=True):
+        pts = as32[start : start + size]
+        for a, b in itertools.pairwise(cuts):
+            piece = cv2.approxPolyDP(pts[a : b + 1], tolerance, False)[:-1]
+            forced_at.append(filled)
+            forced.append(start + a)
+            approx.append(piece.reshape(-1, 2))
+            filled += len(piece)
+        approx.append(pts[-1:])
+        forced_at.append(filled)
+        forced.append(start + size - 1)
+        filled += 1
+        line_ends.append(filled)
+    wanted_xy = np.concatenate(approx).astype(np.float64)
+    line_of = np.repeat(np.arange(len(lines)), np.diff(line_ends, prepend=0))
+    exact = bool(np.array_equal(as32, points))
+    if exact and points.size and points.min() >= 0 and points.max() < 2**20 and np.all(points == np.floor(points)):
+        # whole pixel corners: one integer key per (line, x, y)
+        keys = (
+            (np.repeat(np.arange(len(lines)), sizes) << 40)
+            + (points[:, 1].astype(np.int64) << 20)
+            + points[:, 0].astype(np.int64)
+        )
+        wanted = (line_of << 40) + (wanted_xy[:, 1].astype(np.int64) << 20) + wanted_xy[:, 0].astype(np.int64)
+    else:
+        keys = np.ascontiguousarray(as32).view(np.int64).ravel()
+        wanted = np.ascontiguousarray(wanted_xy.astype(np.float32)).view(np.int64).ravel()
+    order = np.argsort(keys, kind="stable")
+    found = order[np.minimum(np.searchsorted(keys, wanted, sorter=order), keys.size - 1)]
+    found[forced_at] = forced
+    bad = keys[found] != wanted
+    rising = np.diff(found) > 0
+    bad[:-1] |= ~rising
+    bad[1:] |= ~rising
+    redo = set(range(len(lines))) if not exact else set(line_of[bad].tolist())
+    if redo:
+        found = np.concatenate(
+            [
+                start + _exact_pieces(line, cuts, t)
+                if i in redo
+                else found[(line_ends[i - 1] if i else 0) : line_ends[i]]
+                for i, (line, cuts, t, start) in enumerate(
+                    zip(lines, bounds, tolerances, starts[:-1].tolist(), strict=True)
+                )
+            ]
+        )
+    # The check: distance of every point to the line through its chord's ends.
+    chord = np.searchsorted(found, np.arange(points.shape[0]), side="right") - 1
+    np.minimum(chord, found.size - 2, out=chord)
+    i, j = found[chord], found[chord + 1]
+    xs, ys = points[:, 0], points[:, 1]
+    ax, ay = xs[i], ys[i]
+    dx, dy = xs[j] - ax, ys[j] - ay
+    rx, ry = xs - ax, ys - ay
+    length = np.hypot(dx, dy)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dist = np.where(length > 0, np.abs(dx * ry - dy * rx) / length, np.hypot(rx, ry))
+    tol = np.repeat(np.asarray(tolerances, dtype=np.float64), sizes)
+    over = dist > tol
+    if over.any():
+        extra = [
+            found[k] + np.asarray(_douglas_peucker(points[found[k] : found[k + 1] + 1], float(tol[found[k]])))
+            for k in np.unique(chord[over]).tolist()
+        ]
+        found = np.unique(np.concatenate([found, *extra]))
+    cut = np.searchsorted(found, starts)
+    return [found[cut[k] : cut[k + 1]] - starts[k] for k in range(len(lines))]
+
+
+def _simplify_rings(rings: list[np.ndarray], tolerances: list[float]) -> list[np.ndarray]:
+    """`simplify_ring` for many rings at once (one approxPolyDP call per anchored piece, one check)."""
+    out: list[np.ndarray] = list(rings)
+    todo = [i for i, ring in enumerate(rings) if len(ring) > 4]
+    if not todo:
+        return out
+    lines, bounds, firsts = [], [], []
+    for i in todo:
+        ring = rings[i]
+        anchors = sorted({*np.argmin(ring, axis=0).tolist(), *np.argmax(ring, axis=0).tolist()})
+        first = anchors[0]  # one vertex on each side of the ring's box; the line goes round from the first
+        lines.append(np.concatenate((ring[first:], ring[: first + 1])))
+        bounds.append([a - first for a in anchors] + [len(ring)])
+        firsts.append(first)
+    kept_lists = _simplify_polylines(lines, bounds, [tolerances[i] for i in todo])
+    for i, kept, first in zip(todo, kept_lists, firsts, strict=True):
+        ring = rings[i]
+        if len(kept) - 1 >= 3:  # a sliver may collapse to a line: keep it exact
+            out[i] = ring[(kept[:-1] + first) % len(ring)]
+    return out
+
+
+def _simplify_open(points: np.ndarray, tolerance: float) -> list[int]:
+    """Douglas–Peucker on an open polyline; returns the kept indices (first and last always kept)."""
+    if len(points) <= 2:
+        return list(range(len(points)))
+    return _simplify_polylines([np.asarray(points)], [[0, len(points) - 1]], [tolerance])[0].tolist()
+
+
 def simplify_ring(ring: Polygon, tolerance: float) -> Polygon:
     """Douglas–Peucker on a closed ring that always keeps one vertex on each side of the ring's box."""
-    if len(ring) <= 4:
-        return ring
-    anchors = sorted(
-        {
-            int(np.argmin(ring[:, 0])),
-            int(np.argmax(ring[:, 0])),
-            int(np.argmin(ring[:, 1])),
-            int(np.argmax(ring[:, 1])),
-        }
-    )
-    kept: list[int] = []
-    for a, b in zip(anchors, [*anchors[1:], anchors[0] + len(ring)], strict=True):
-        idx = np.arange(a, b + 1) % len(ring)
-        kept.extend(int(idx[k]) for k in _simplify_open(ring[idx], tolerance)[:-1])
-    return ring[kept] if len(kept) >= 3 else ring  # a sliver may collapse to a line: keep it exact
+    return _simplify_rings([ring], [tolerance])[0]
 
 
 def ring_length(ring: Polygon) -> float:
@@ -200,28 +438,48 @@ def ring_length(ring: Polygon) -> float:
     return float(np.hypot(steps[:, 0], steps[:, 1]).sum())
 
 
+def _tolerance(length: float) -> float:
+    return min(MAX_TOLERANCE_PX, max(MIN_TOLERANCE_PX, TOLERANCE_PER_LENGTH * length))
+
+
+def _crop_polygons(crops: list[Crop], tolerance: float | None) -> list[Polygon]:
+    """Simplified outer contour (image pixels) of the largest 4-connected part of each crop's mask."""
+    polygons = [np.zeros((0, 2))] * len(crops)
+    done = [k for k, (crop, _, _) in enumerate(crops) if crop.size]
+    rings, shifts = [], []
+    for k in done:
+        crop, x0, y0 = crops[k]
+        ring, x, y = _part_ring(crop)
+        rings.append(ring)
+        shifts.append((x0 + x, y0 + y))
+    if tolerance is None:  # ring steps are axis-parallel: the perimeter is the sum of |dx| + |dy|
+        tolerances = [_tolerance(float(np.abs(np.diff(r, axis=0, append=r[:1])).sum())) for r in rings]
+    else:
+        tolerances = [tolerance] * len(rings)
+    for k, ring, shift in zip(done, _simplify_rings(rings, tolerances), shifts, strict=True):
+        polygons[k] = ring + np.array(shift, dtype=np.float64)
+    return polygons
+
+
 def mask_polygon(mask: np.ndarray, tolerance: float | None = None) -> Polygon:
     """Simplified outer contour (pixel xy) of the largest 4-connected part of a mask; (0, 2) when empty.
 
     `tolerance` in pixels; by default it grows with the contour length (see MIN/MAX_TOLERANCE_PX).
     """
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return np.zeros((0, 2))
-    cols = np.flatnonzero(mask.any(axis=0))
-    y0, x0 = int(rows[0]), int(cols[0])
-    crop = mask[y0 : rows[-1] + 1, x0 : cols[-1] + 1]
-    ring = trace_outer_contour(largest_component(crop))
-    if tolerance is None:
-        tolerance = min(MAX_TOLERANCE_PX, max(MIN_TOLERANCE_PX, TOLERANCE_PER_LENGTH * ring_length(ring)))
-    return simplify_ring(ring, tolerance) + np.array([x0, y0], dtype=np.float64)
+    return _crop_polygons([_tight_crop(np.asarray(mask, dtype=bool))], tolerance)[0]
+
+
+def rle_polygons(size: Size, counts: list[str] | list[bytes], tolerance: float | None = None) -> list[Polygon]:
+    """`mask_polygon` of compressed COCO RLE masks of one image (tight boxes decoded, one simplify pass)."""
+    return _crop_polygons(rle_crops(size, counts), tolerance)
 
 
 # --------------------------------------------------------------------------------------------- labels
 
 
-def _fmt(values: list[float]) -> str:
-    return " ".join(f"{min(max(v, 0.0), 1.0):.6f}" for v in values)
+def _fmt(values: list[float] | np.ndarray) -> str:
+    clipped = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0).ravel().tolist()
+    return " ".join(["%.6f"] * len(clipped)) % tuple(clipped)
 
 
 def detection_line(class_id: int, instance: Instance, width: int, height: int) -> str:
@@ -230,28 +488,51 @@ def detection_line(class_id: int, instance: Instance, width: int, height: int) -
     return f"{class_id} " + _fmt([(x + w / 2) / width, (y + h / 2) / height, w / width, h / height])
 
 
+def _polygon_line(class_id: int, ring: Polygon, width: int, height: int) -> str:
+    return f"{class_id} " + _fmt(ring / np.array([width, height], dtype=np.float64))
+
+
+def _box_ring(instance: Instance) -> Polygon:
+    x, y, w, h = instance.bbox
+    return np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], dtype=np.float64)
+
+
 def segmentation_line(class_id: int, instance: Instance, width: int, height: int) -> str:
     """`cls x1 y1 x2 y2 ...` normalised: the instance's mask polygon, or its box without a mask."""
     if instance.segmentation is not None:
-        ring = mask_polygon(decode_rle(instance.segmentation))
+        (ring,) = rle_polygons(instance.segmentation.size, [instance.segmentation.counts])
     else:
-        x, y, w, h = instance.bbox
-        ring = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], dtype=np.float64)
-    normalised = (ring / np.array([width, height], dtype=np.float64)).ravel().tolist()
-    return f"{class_id} " + _fmt(normalised)
+        ring = _box_ring(instance)
+    return _polygon_line(class_id, ring, width, height)
 
 
 def label_text(sample: Sample, class_ids: dict[str, int], segmentation: bool) -> str:
-    """The label file content of one sample ('' when it has no instances)."""
-    line = segmentation_line if segmentation else detection_line
+    """The label file content of one sample ('' when it has no instances).
+
+    Segmentation polygons of a sample are traced together (`rle_polygons`: one decode, one OpenCV pass).
+    """
     instances = sample.annotation.instances if sample.annotation is not None else []
-    lines = []
-    for instance in instances:
-        if instance.area == 0:
-            continue
+    kept = [inst for inst in instances if inst.area != 0]
+    for instance in kept:
         if instance.category not in class_ids:
             raise ValueError(f"sample {sample.id}: class '{instance.category}' is not in the spec")
-        lines.append(line(class_ids[instance.category], instance, sample.width, sample.height))
+    if not segmentation:
+        lines = [detection_line(class_ids[i.category], i, sample.width, sample.height) for i in kept]
+        return "".join(f"{text}\n" for text in lines)
+    rings: list[Polygon | None] = [None if i.segmentation is not None else _box_ring(i) for i in kept]
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for k, instance in enumerate(kept):
+        if instance.segmentation is not None:
+            by_size.setdefault(tuple(instance.segmentation.size), []).append(k)
+    for size, members in by_size.items():
+        counts = [kept[k].segmentation.counts for k in members]  # type: ignore[union-attr]
+        for k, ring in zip(members, rle_polygons(size, counts), strict=True):
+            rings[k] = ring
+    lines = [
+        _polygon_line(class_ids[i.category], ring, sample.width, sample.height)
+        for i, ring in zip(kept, rings, strict=True)
+        if ring is not None
+    ]
     return "".join(f"{text}\n" for text in lines)
 
 
