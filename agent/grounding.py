@@ -624,6 +624,14 @@ def _in_spans(index: int, spans: list[tuple[int, int]]) -> bool:
     return any(a < index < b for a, b in spans)
 
 
+def _is_noun_modifier(token: str) -> bool:
+    """A word that can modify a noun as part of its name ('cereal' in 'cereal box'), not an attribute."""
+    return (
+        token[:1].isalpha() and token not in _NOT_A_MODIFIER and token not in _COLOURS
+        and token not in _ATTRIBUTE_WORDS and not token.endswith("ed")
+    )  # fmt: skip
+
+
 def _known_candidates(tokens: list[str], place_spans: list[tuple[int, int]]) -> list[_Candidate]:
     """Known object nouns anywhere outside place phrases ('detect cars', 'dog images')."""
     found = []
@@ -639,6 +647,9 @@ def _known_candidates(tokens: list[str], place_spans: list[tuple[int, int]]) -> 
             tokens[i] in _COLOURS and nxt[:1].isalpha() and nxt not in _STOPS | _SEPARATORS | _INTRODUCERS
         )
         if name in _KNOWN_OBJECTS and not is_modifier and not _in_spans(i, place_spans):
+            if name in ALIASES and i > 0 and _is_noun_modifier(tokens[i - 1]):  # "cereal boxes"
+                name, i = f"{tokens[i - 1]} {name}", i - 1
+                width += 1
             attrs, count = _lookback(tokens, i)
             found.append(_Candidate(name, i, attrs, count))
         i += width

@@ -99,7 +99,7 @@ def fix_typos(text: str, vocabulary: set[str], objects: frozenset[str] | set[str
 
     def fix(match: re.Match[str]) -> str:
         word = match.group(0)
-        if len(word) < 5 or word in vocabulary or word.rstrip("s") in vocabulary:
+        if len(word) < 5 or word in vocabulary or (word.endswith("s") and word[:-1] in vocabulary):
             return word
         keyword = sorted(w for w in _KEYWORDS if len(w) >= 5 and w in _edits1(word))
         if keyword:
