@@ -115,7 +115,7 @@ _UNITS = {
     )
 }
 _TENS = {w: 10 * (i + 2) for i, w in enumerate(_ordered("twenty thirty forty fifty sixty seventy eighty ninety"))}
-_SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000}
+_SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 10**9, "trillion": 10**12}
 _NUMBER_WORDS = {*_UNITS, *_TENS, *_SCALES, "dozen"}
 
 _IMAGE_NOUNS = _words(
@@ -312,8 +312,8 @@ _NOT_A_MODIFIER = (
 )
 _NEGATION = re.compile(r"\b(?:no|without|not|don'?t|do not|never|skip|excluding|except)\b(?:\s+\w+){0,2}\s*$")
 
-_SIZE_PAIR = re.compile(r"\b(\d{2,5})\s*(?:x|\*|by)\s*(\d{2,5})(?:\s*(?:px|pixels?))?\b")
-_SIZE_SINGLE = re.compile(r"\b(\d{1,5})\s*(?:px|pixels?)\b")
+_SIZE_PAIR = re.compile(r"\b(\d{2,9})\s*(?:x|\*|by)\s*(\d{2,9})(?:\s*(?:px|pixels?))?\b")
+_SIZE_SINGLE = re.compile(r"\b(\d{1,9})\s*(?:px|pixels?)\b")
 _TOKEN = re.compile(r"\d+(?:[,.]\d+)*[a-z]*|[a-z][a-z0-9]*(?:['\-][a-z0-9]+)*|\n|[^\sa-z0-9]")
 _DIGITS = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(k)?")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

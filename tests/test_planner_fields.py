@@ -116,3 +116,16 @@ def test_per_class_render_prompts_use_only_request_words() -> None:
 def test_a_single_object_is_one_per_image() -> None:
     spec = plan("50 images of a single red ball on a white table")
     assert [(o.name, o.min_count, o.max_count, o.attributes) for o in spec.objects] == [("ball", 1, 1, ["red"])]
+
+
+@pytest.mark.parametrize(
+    ("request_text", "part"),
+    [("generate 5 billion images of cats", "5,000,000,000 images"),
+     ("a trillion photos of dogs", "1,000,000,000,000 images"),
+     ("100 images of cats at 100000x100000", "100000x100000"),
+     ("cats, 1000000px", "1000000x1000000")],
+)
+def test_huge_counts_and_sizes_are_questions_not_guesses(request_text: str, part: str) -> None:
+    spec = plan(request_text)
+    assert spec.questions and part in spec.questions[0]
+    assert spec.n_images == 100 and spec.width == spec.height == 512
