@@ -35,7 +35,7 @@ def client() -> Iterator[LLMClient]:
 def test_real_server_answers_schema_constrained(client: LLMClient) -> None:
     assert client.base_url.startswith("http://127.0.0.1:")
     assert client.extra_body == {"repeat_penalty": 1.1}
-    spec = plan_request("200 images of red cats and dogs with bounding boxes in YOLO format", client)
+    spec = plan_request("200 images of red cats and dogs with bounding boxes in YOLO format", client, llm="always")
     assert client.last_stats.attempts == 1  # the server was used, not the fallback
     assert client.last_stats.completion_tokens > 0
     assert spec.class_names == ["cat", "dog"]
