@@ -74,23 +74,31 @@ def _planner_hook() -> Any | None:
         raise CliError(f"{PLANNER_HOOK_ENV}={target} cannot be loaded: {exc}") from exc
 
 
-def _make_planner(config: RunConfig, n_images: int | None, seed: int | None) -> Planner:
-    """A planner that starts the LLM (embedded server or configured endpoint) on first use only."""
-    hook = _planner_hook()
-    if hook is not None:
-        return hook(config, n_images, seed)
-    from synthloop.agent.planner import plan_request
+def _lazy_client(config: RunConfig) -> Any:
+    """A function returning the LLM client, started (embedded server or configured endpoint) on first call:
+    the planner and reviser call it only when their rules are unsure, so confident requests start nothing."""
     from synthloop.tools.llm.local_server import client_from_config
 
     client = None
 
-    def planner(request: str):
+    def get() -> Any:
         nonlocal client
         if client is None:
             client = client_from_config(config.llm)
-        return plan_request(request, client, n_images=n_images, seed=seed)
+        return client
 
-    return planner
+    return get
+
+
+def _make_planner(config: RunConfig, n_images: int | None, seed: int | None) -> Planner:
+    """A planner that starts the LLM (embedded server or configured endpoint) on first need only."""
+    hook = _planner_hook()
+    if hook is not None:
+        return hook(config, n_images, seed)
+    from synthloop.agent.planner import plan_request
+
+    client = _lazy_client(config)
+    return lambda request: plan_request(request, client, n_images=n_images, seed=seed)
 
 
 def _make_reviser(config: RunConfig, planner: Planner) -> Reviser:
@@ -109,17 +117,8 @@ def _make_reviser(config: RunConfig, planner: Planner) -> Reviser:
         from synthloop.agent.planner import revise_spec
     except ImportError:
         return replan
-    from synthloop.tools.llm.local_server import client_from_config
-
-    client = None
-
-    def reviser(spec: TaskSpec, message: str) -> TaskSpec:
-        nonlocal client
-        if client is None:
-            client = client_from_config(config.llm)
-        return revise_spec(spec, message, client)
-
-    return reviser
+    client = _lazy_client(config)
+    return lambda spec, message: revise_spec(spec, message, client)
 
 
 class _Progress:

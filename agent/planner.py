@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from synthloop.agent.grounding import PlanProposal, clean_request, extract, ground_spec
@@ -38,6 +39,13 @@ REVISE_SYSTEM_PROMPT_NAME = "revise_spec_system"
 REVISE_PROMPT_NAME = "revise_spec"
 REVISE_EXAMPLES_NAME = "revise_spec_examples"
 MAX_EDIT_TOKENS = 160
+
+
+def _resolve(client: Any) -> LLMClient | None:
+    """The client itself, or the one a factory makes (called only when the LLM is actually needed)."""
+    if client is None or hasattr(client, "complete_json"):
+        return client
+    return client() if callable(client) else None
 PROMPT_NAME = "plan_spec"
 EXAMPLES_NAME = "plan_spec_examples"
 MAX_PROPOSAL_TOKENS = 256
@@ -81,7 +89,7 @@ def propose(request: str, client: LLMClient) -> PlanProposal | None:
 
 def plan_request(
     request: str,
-    client: LLMClient | None,
+    client: LLMClient | Callable[[], LLMClient] | None,
     *,
     n_images: int | None = None,
     seed: int | None = None,
@@ -92,7 +100,8 @@ def plan_request(
     The returned spec only contains classes and numbers that occur in the request; what is not stated gets
     a default listed in `spec.defaults_used`, and anything the caller must settle (no object class found,
     impossible counts or sizes) is in `spec.questions`. `n_images` / `seed` (e.g. from `--n` / `--seed`)
-    override the request; out-of-range values raise `ValueError`. Odd requests (empty, junk, prompt
+    override the request; out-of-range values raise `ValueError`. `client` may be a factory, called only
+    when the LLM is actually asked. Odd requests (empty, junk, prompt
     injection) never raise: they give a spec with questions.
     """
     text = clean_request(request)
@@ -101,7 +110,8 @@ def plan_request(
         unsure = extract(text).uncertain() if llm == "auto" else ["llm=always"]
         if unsure:
             logger.debug("planner asks the LLM: %s", "; ".join(unsure))
-            proposal = propose(text, client)
+            llm_client = _resolve(client)
+            proposal = propose(text, llm_client) if llm_client is not None else None
             logger.debug("planner proposal: %s", proposal)
     return ground_spec(text, proposal, n_images=n_images, seed=seed)
 
@@ -125,7 +135,9 @@ def _spec_line(spec: TaskSpec) -> str:
             f"difficulty={spec.difficulty.value} seed={spec.seed}")
 
 
-def revise_spec(spec: TaskSpec, message: str, client: LLMClient | None = None) -> TaskSpec:
+def revise_spec(
+    spec: TaskSpec, message: str, client: LLMClient | Callable[[], LLMClient] | None = None
+) -> TaskSpec:
     """Apply one conversational edit ("make it 300", "add trucks", "YOLO instead", "no captions") to `spec`.
 
     Rules first (`synthloop.agent.revise.parse_edit`); when they find nothing, or the message has words they
@@ -141,7 +153,9 @@ def revise_spec(spec: TaskSpec, message: str, client: LLMClient | None = None) -
     unexplained = extract(text).unexplained
     if client is not None and (parsed.is_empty() or unexplained):
         try:
-            proposal = client.complete_json(revise_messages(spec, text), SpecEdit, max_tokens=MAX_EDIT_TOKENS)
+            llm = _resolve(client)
+            assert llm is not None
+            proposal = llm.complete_json(revise_messages(spec, text), SpecEdit, max_tokens=MAX_EDIT_TOKENS)
         except LLMOutputError as exc:
             logger.warning("reviser LLM gave no valid edit: %s", exc)
             proposal = None

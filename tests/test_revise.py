@@ -142,3 +142,15 @@ def test_llm_edit_with_nothing_grounded_gives_the_question(server: FakeOpenAISer
     spec = revise_spec(BASE, "surprise me", _client(server))
     assert spec.n_images == BASE.n_images and spec.class_names == BASE.class_names
     assert spec.questions[0].startswith(REVISION_QUESTION_PREFIX)
+
+
+def test_a_client_factory_is_called_only_when_the_llm_is_needed() -> None:
+    calls: list[int] = []
+
+    def factory() -> LLMClient:
+        calls.append(1)
+        raise AssertionError("the LLM should not be started for this message")
+
+    assert revise_spec(BASE, "make it 300", factory).n_images == 300
+    assert plan_request("300 images of cats", factory).n_images == 300
+    assert calls == []
