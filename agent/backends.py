@@ -74,7 +74,7 @@ def make_judges(config: RunConfig, duplicates: DuplicateIndex) -> list[Judge]:
         judges.append(ImageQualityJudge())
     if config.boundary_evidence:
         judges.append(BoundaryEvidenceJudge())
-    judges.append(DuplicateJudge(duplicates, max_hamming=config.near_duplicate_max_hamming))
+    judges.append(DuplicateJudge(duplicates, min_similarity=config.near_duplicate_min_similarity))
     if config.detector is not None:
         judges.append(make_detector_judge(config.detector))
     if config.vlm is not None and config.vlm.pointwise:

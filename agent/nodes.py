@@ -20,7 +20,7 @@ from synthloop.agent.state import RunState, Slot
 from synthloop.agent.store import load_kept, load_rejected, observe_kept, write_kept, write_rejected
 from synthloop.tools.critic.base import JudgeInput
 from synthloop.tools.critic.best_of_n import pairwise_compare, pick_best
-from synthloop.tools.critic.duplicates import difference_hash, pixel_sha256
+from synthloop.tools.critic.duplicates import perceptual_hash, pixel_sha256
 from synthloop.tools.critic.ensemble import combine
 from synthloop.tools.critic.repair import RepairAction, drop_instances, plan_repair
 from synthloop.tools.export.records import export_all, write_spec
@@ -308,7 +308,7 @@ def critique(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
         image = _render_for(deps, spec, sample).image
         action: RepairAction | None = None
         with deps.timers.phase("critique"):
-            sample = sample.model_copy(update={"image_sha256": pixel_sha256(image), "phash": difference_hash(image)})
+            sample = sample.model_copy(update={"image_sha256": pixel_sha256(image), "phash": perceptual_hash(image)})
             sample, decision = _judge(deps, spec, sample, image)
             if decision == Decision.edit:
                 action = plan_repair(sample.verdicts)

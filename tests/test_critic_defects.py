@@ -7,7 +7,7 @@ import pytest
 
 from synthloop.evals.critic_defects import ENSEMBLE, format_defect_bench, run_defect_bench
 from synthloop.evals.defects import DEFECTS, INJECTORS, RULE_VISIBLE, clean_items
-from synthloop.tools.critic.duplicates import difference_hash, hamming
+from synthloop.tools.critic.duplicates import NEAR_DUPLICATE_MIN_SIMILARITY, perceptual_hash, similarity
 from synthloop.tools.geometry import iou, xywh_to_xyxy
 from synthloop.tools.masks import decode_rle
 
@@ -57,7 +57,7 @@ def test_image_defects(item) -> None:
     assert (copy.image == item.image).all() and copy.sample.id != item.sample.id
     near = _inject("near_duplicate", item).item
     assert not (near.image == item.image).all() and near.sample.id != item.sample.id
-    assert hamming(difference_hash(near.image), difference_hash(item.image)) < 128
+    assert similarity(perceptual_hash(near.image), perceptual_hash(item.image)) >= NEAR_DUPLICATE_MIN_SIMILARITY
 
 
 def test_benchmark_prints_a_table_and_rules_catch_visible_defects() -> None:

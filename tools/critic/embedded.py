@@ -7,7 +7,7 @@ loop and an audit of a finished dataset judge alike.
 from __future__ import annotations
 
 from synthloop.tools.critic.base import Judge
-from synthloop.tools.critic.duplicates import DuplicateIndex, DuplicateJudge
+from synthloop.tools.critic.duplicates import NEAR_DUPLICATE_MIN_SIMILARITY, DuplicateIndex, DuplicateJudge
 from synthloop.tools.critic.pixels import BoundaryEvidenceJudge, ImageQualityJudge
 from synthloop.tools.critic.rules import (
     ClassBalanceJudge,
@@ -25,7 +25,7 @@ def embedded_judges(
     *,
     min_box_side_px: float = 4.0,
     min_visible_fraction: float = 0.25,
-    near_duplicate_max_hamming: int = 12,
+    near_duplicate_min_similarity: float = NEAR_DUPLICATE_MIN_SIMILARITY,
     min_area_fraction: float = 0.0004,
     max_truncated_fraction: float = 0.5,
     pixel_checks: bool = True,
@@ -48,5 +48,5 @@ def embedded_judges(
         judges += [ImageQualityJudge(), BoundaryEvidenceJudge()]
     if class_balance is not None:
         judges.append(class_balance)
-    judges.append(DuplicateJudge(duplicates, max_hamming=near_duplicate_max_hamming))
+    judges.append(DuplicateJudge(duplicates, min_similarity=near_duplicate_min_similarity))
     return judges
