@@ -269,14 +269,28 @@ def select(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     return {"batch": batch}
 
 
-def _judge(deps: Deps, spec: TaskSpec, sample: Sample, image: np.ndarray) -> tuple[Sample, Decision]:
-    """Run every judge (after any selection verdicts already on the sample) and combine by the ensemble rule."""
-    verdicts = [judge.judge(JudgeInput(sample=sample, image=image, spec=spec)) for judge in deps.judges]
+def _judge(deps: Deps, spec: TaskSpec, sample: Sample, image: np.ndarray,
+           precomputed: dict[int, Verdict] | None = None) -> tuple[Sample, Decision]:
+    """Run every judge (after any selection verdicts already on the sample) and combine by the ensemble rule.
+
+    `precomputed` holds verdicts of stateless judges already run in parallel, by judge position.
+    """
+    item = JudgeInput(sample=sample, image=image, spec=spec)
+    done = precomputed or {}
+    verdicts = [done[i] if i in done else judge.judge(item) for i, judge in enumerate(deps.judges)]
     previous = [v for v in sample.verdicts if v.judge == "select.best_of_n"]
     combined = combine(verdicts, deps.config.ensemble)
     if deps.config.ensemble.rule != "any_reject":
         verdicts.append(combined)
     return sample.model_copy(update={"verdicts": [*previous, *verdicts]}), combined.decision
+
+
+def _prejudge(deps: Deps, spec: TaskSpec, sample: Sample, image: np.ndarray) -> tuple[Sample, dict[int, Verdict]]:
+    """Hash the pixels and run the stateless judges (safe in parallel); stateful ones run later, in order."""
+    sample = sample.model_copy(update={"image_sha256": pixel_sha256(image), "phash": perceptual_hash(image)})
+    item = JudgeInput(sample=sample, image=image, spec=spec)
+    return sample, {i: judge.judge(item) for i, judge in enumerate(deps.judges)
+                    if not getattr(judge, "stateful", False)}
 
 
 def _repair_in_place(deps: Deps, spec: TaskSpec, sample: Sample, image: np.ndarray,
@@ -304,12 +318,15 @@ def critique(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     samples = sorted((Sample.model_validate(s) for s in state["batch"]), key=lambda s: s.index)
     kept, rejected = state.get("kept", 0), state.get("rejected", 0)
     retries: list[Slot] = list(state.get("retry_slots", []))
+    images = [_render_for(deps, spec, sample).image for sample in samples]
     for sample in samples:
-        image = _render_for(deps, spec, sample).image
+        deps.scratch.pop(sample.id, None)
+    with deps.timers.phase("critique"):
+        prepared = list(deps.executor.map(lambda pair: _prejudge(deps, spec, *pair), zip(samples, images, strict=True)))
+    for (sample, precomputed), image in zip(prepared, images, strict=True):
         action: RepairAction | None = None
         with deps.timers.phase("critique"):
-            sample = sample.model_copy(update={"image_sha256": pixel_sha256(image), "phash": perceptual_hash(image)})
-            sample, decision = _judge(deps, spec, sample, image)
+            sample, decision = _judge(deps, spec, sample, image, precomputed)
             if decision == Decision.edit:
                 action = plan_repair(sample.verdicts)
                 repaired = _repair_in_place(deps, spec, sample, image, action) \
@@ -334,7 +351,6 @@ def critique(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
                         retry["layout"] = sample.layout.model_dump(mode="json")
                 retries.append(retry)
             deps.report("rejected", id=sample.id, reasons=row["reasons"])
-        deps.scratch.pop(sample.id, None)
     return {"batch": [], "kept": kept, "rejected": rejected, "retry_slots": retries}
 
 

@@ -178,6 +178,7 @@ class DuplicateJudge:
     """Rejects a sample whose pixels equal, or nearly equal, a sample already kept."""
 
     id = "rules.duplicate"
+    stateful = True  # depends on the samples kept before: judged in index order, never in parallel
 
     def __init__(self, index: DuplicateIndex, min_similarity: float = NEAR_DUPLICATE_MIN_SIMILARITY) -> None:
         self.index = index

@@ -226,6 +226,7 @@ class ClassBalanceJudge:
     """
 
     id = "rules.class_balance"
+    stateful = True  # depends on the samples kept before: judged in index order, never in parallel
 
     def __init__(self, max_drift: float = 0.15, min_instances: int = 100) -> None:
         self.max_drift = max_drift
