@@ -362,5 +362,5 @@ def export(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     with deps.timers.phase("export"):
         samples = load_kept(deps.work_dir)
         export_all(deps.out_dir, spec, samples, rejected_rows=load_rejected(deps.work_dir),
-                   extra={"stop_reason": state.get("stop_reason", "")})
+                   extra={"stop_reason": state.get("stop_reason", "")}, executor=deps.executor)
     return {"exported": True}

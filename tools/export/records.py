@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,16 @@ def make_exporter(fmt: ExportFormat | str) -> Exporter:
     return HFExporter()
 
 
+def _export_format(out_dir: Path, spec: TaskSpec, fmt: ExportFormat, ordered: list[Sample]) -> float:
+    start = time.perf_counter()
+    exporter = make_exporter(fmt)
+    exporter.setup(out_dir, spec)
+    for sample in ordered:
+        exporter.export_sample(sample)
+    exporter.close()
+    return time.perf_counter() - start
+
+
 def export_all(
     out_dir: Path,
     spec: TaskSpec,
@@ -96,6 +107,7 @@ def export_all(
     rejected_rows: Iterable[Mapping[str, Any] | BaseModel] | None = None,
     extra: Mapping[str, Any] | None = None,
     card: bool = True,
+    executor: Executor | None = None,
 ) -> dict[str, float]:
     """Write the finished dataset: spec.json, every format, manifest.jsonl, rejected.jsonl, card.md.
 
@@ -103,6 +115,8 @@ def export_all(
     2. Each exporter gets the samples sorted by id (setup → export_sample → close).
     3. `rejected.jsonl` is written only when `rejected_rows` is given (the loop may own that file).
     4. The card gets `extra` plus this function's own timings.
+    5. With an `executor`, the formats and the card are written concurrently (they share no files); the
+       card then lists the run's figures from `extra` but not the export timings, which are not known yet.
     Returns the seconds each step took, e.g. {"export_coco_s": 0.12, ..., "card_s": 0.3}.
     """
     out_dir = Path(out_dir)
@@ -112,14 +126,12 @@ def export_all(
     timings: dict[str, float] = {}
 
     write_spec(out_dir, spec)
+    pending: dict[str, Future[float]] = {}
     for fmt in chosen:
-        start = time.perf_counter()
-        exporter = make_exporter(fmt)
-        exporter.setup(out_dir, spec)
-        for sample in ordered:
-            exporter.export_sample(sample)
-        exporter.close()
-        timings[f"export_{fmt.value}_s"] = time.perf_counter() - start
+        if executor is None:
+            timings[f"export_{fmt.value}_s"] = _export_format(out_dir, spec, fmt, ordered)
+        else:
+            pending[f"export_{fmt.value}_s"] = executor.submit(_export_format, out_dir, spec, fmt, ordered)
     start = time.perf_counter()
     write_manifest(out_dir, ordered)
     rows = [_row_dict(r) for r in rejected_rows] if rejected_rows is not None else None
@@ -129,8 +141,16 @@ def export_all(
     if card:
         from synthloop.tools.export.card import write_card
 
-        start = time.perf_counter()
-        card_rows = rows if rows is not None else read_rejected(out_dir)
-        write_card(out_dir, spec, ordered, card_rows, {**(extra or {}), **timings})
-        timings["card_s"] = time.perf_counter() - start
+        def card_task() -> float:
+            begin = time.perf_counter()
+            card_rows = rows if rows is not None else read_rejected(out_dir)
+            write_card(out_dir, spec, ordered, card_rows, {**(extra or {}), **timings})
+            return time.perf_counter() - begin
+
+        if executor is None:
+            timings["card_s"] = card_task()
+        else:
+            pending["card_s"] = executor.submit(card_task)
+    for name, future in pending.items():
+        timings[name] = future.result()
     return timings
