@@ -9,17 +9,9 @@ from synthloop.agent.errors import UserInputError
 from synthloop.tools.annotate.base import Annotator
 from synthloop.tools.critic.base import Judge
 from synthloop.tools.critic.duplicates import DuplicateIndex, DuplicateJudge
+from synthloop.tools.critic.embedded import embedded_judges
 from synthloop.tools.critic.pairwise import PairwiseJudge
-from synthloop.tools.critic.pixels import BoundaryEvidenceJudge, ImageQualityJudge
-from synthloop.tools.critic.rules import (
-    ClassBalanceJudge,
-    ContentJudge,
-    GeometryJudge,
-    MaskBoxJudge,
-    OcclusionJudge,
-    TinyObjectJudge,
-    TruncationJudge,
-)
+from synthloop.tools.critic.rules import ClassBalanceJudge
 from synthloop.tools.layout.base import LayoutSampler
 from synthloop.tools.render.base import Renderer
 
@@ -61,20 +53,17 @@ def make_annotator(name: str) -> Annotator:
 def make_judges(config: RunConfig, duplicates: DuplicateIndex) -> list[Judge]:
     """The embedded critic: rule judges in a fixed order (their verdicts are recorded in this order), then the
     detector-agreement judge when one is configured."""
-    judges: list[Judge] = [
-        GeometryJudge(min_side_px=config.min_box_side_px),
-        MaskBoxJudge(),
-        OcclusionJudge(min_visible_fraction=config.min_visible_fraction),
-        TruncationJudge(max_cut=config.max_truncated_fraction),
-        TinyObjectJudge(min_area_fraction=config.min_area_fraction),
-        ContentJudge(),
-        ClassBalanceJudge(max_drift=config.max_class_drift),
-    ]
-    if config.image_quality_checks:
-        judges.append(ImageQualityJudge())
-    if config.boundary_evidence:
-        judges.append(BoundaryEvidenceJudge())
-    judges.append(DuplicateJudge(duplicates, min_similarity=config.near_duplicate_min_similarity))
+    judges = embedded_judges(
+        duplicates,
+        min_box_side_px=config.min_box_side_px,
+        min_visible_fraction=config.min_visible_fraction,
+        near_duplicate_min_similarity=config.near_duplicate_min_similarity,
+        min_area_fraction=config.min_area_fraction,
+        max_truncated_fraction=config.max_truncated_fraction,
+        pixel_checks=config.image_quality_checks,
+        boundary_evidence=config.boundary_evidence,
+        class_balance=ClassBalanceJudge(max_drift=config.max_class_drift),
+    )
     if config.detector is not None:
         judges.append(make_detector_judge(config.detector))
     if config.vlm is not None and config.vlm.pointwise:

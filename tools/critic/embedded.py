@@ -29,12 +29,14 @@ def embedded_judges(
     min_area_fraction: float = 0.0004,
     max_truncated_fraction: float = 0.5,
     pixel_checks: bool = True,
+    boundary_evidence: bool | None = None,
     class_balance: ClassBalanceJudge | None = None,
     content_checks: bool = True,
 ) -> list[Judge]:
     """Rule judges (geometry, mask/box, occlusion, truncation, tiny, content, duplicates) and, with
-    `pixel_checks`, the image-quality and boundary-evidence judges. `content_checks=False` leaves out the
-    spec's per-class count check (an audit of a dataset made without a spec has no counts to hold)."""
+    `pixel_checks`, the image-quality and boundary-evidence judges (`boundary_evidence` overrides the latter:
+    the loop turns it off for exact compositor labels). `content_checks=False` leaves out the spec's per-class
+    count check (an audit of a dataset made without a spec has no counts to hold)."""
     judges: list[Judge] = [
         GeometryJudge(min_side_px=min_box_side_px),
         MaskBoxJudge(),
@@ -45,7 +47,9 @@ def embedded_judges(
     if content_checks:
         judges.append(ContentJudge())
     if pixel_checks:
-        judges += [ImageQualityJudge(), BoundaryEvidenceJudge()]
+        judges.append(ImageQualityJudge())
+    if pixel_checks if boundary_evidence is None else boundary_evidence:
+        judges.append(BoundaryEvidenceJudge())
     if class_balance is not None:
         judges.append(class_balance)
     judges.append(DuplicateJudge(duplicates, min_similarity=near_duplicate_min_similarity))
