@@ -22,7 +22,7 @@ import numpy as np
 
 from synthloop.evals.defects import DEFECTS, INJECTORS, RULE_VISIBLE, clean_items
 from synthloop.tools.critic.base import Judge, JudgeInput
-from synthloop.tools.critic.duplicates import DuplicateIndex, difference_hash, pixel_sha256
+from synthloop.tools.critic.duplicates import DuplicateIndex, perceptual_hash, pixel_sha256
 from synthloop.tools.critic.embedded import embedded_judges
 from synthloop.tools.types import Decision
 
@@ -59,7 +59,7 @@ class DefectBench:
 
 def _judge_all(judges: list[Judge], item: JudgeInput) -> dict[str, bool]:
     sample = item.sample.model_copy(update={"image_sha256": pixel_sha256(item.image),
-                                            "phash": difference_hash(item.image)})
+                                            "phash": perceptual_hash(item.image)})
     item = JudgeInput(sample=sample, image=item.image, spec=item.spec)
     rejected = {judge.id: judge.judge(item).decision != Decision.accept for judge in judges}
     rejected[ENSEMBLE] = any(rejected.values())
@@ -73,7 +73,7 @@ def run_defect_bench(n: int = 200, size: int = 512, seed: int = 0, defects: tupl
     index = duplicates if duplicates is not None else DuplicateIndex()
     judges = judges if judges is not None else embedded_judges(index)
     for item in items:
-        index.add(item.sample.id, pixel_sha256(item.image), difference_hash(item.image))
+        index.add(item.sample.id, pixel_sha256(item.image), perceptual_hash(item.image))
     ids = [j.id for j in judges]
     bench = DefectBench(n_clean=n, size=size, seed=seed, judges=ids)
 
@@ -87,7 +87,7 @@ def run_defect_bench(n: int = 200, size: int = 512, seed: int = 0, defects: tupl
     start = time.perf_counter()
     for item in items:
         sample = item.sample.model_copy(update={"image_sha256": pixel_sha256(item.image),
-                                                "phash": difference_hash(item.image)})
+                                                "phash": perceptual_hash(item.image)})
         hashed = JudgeInput(sample=sample, image=item.image, spec=item.spec)
         rejected = {}
         for judge in judges:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from synthloop.tools.critic.base import Judge, JudgeInput, combine_any_reject
-from synthloop.tools.critic.duplicates import DuplicateIndex, difference_hash, pixel_sha256
+from synthloop.tools.critic.duplicates import DuplicateIndex, perceptual_hash, pixel_sha256
 from synthloop.tools.critic.embedded import embedded_judges
 from synthloop.tools.io import atomic_write_jsonl
 from synthloop.tools.types import (
@@ -209,7 +209,7 @@ def _audit_image(image: dict[str, Any], position: int, anns: list[dict[str, Any]
         width=width, height=height, annotation=Annotation(instances=instances),
         layout=Layout(width=min(max(width, MIN_SIDE), MAX_SIDE), height=min(max(height, MIN_SIDE), MAX_SIDE),
                       objects=[], seed=0, source="coco"),
-        image_sha256=pixel_sha256(pixels), phash=difference_hash(pixels),
+        image_sha256=pixel_sha256(pixels), phash=perceptual_hash(pixels),
     )
     item = JudgeInput(sample=sample, image=pixels, spec=_placeholder_spec(width, height))
     verdicts = [Verdict(judge="audit.annotations", decision=Decision.reject if checks else Decision.accept,

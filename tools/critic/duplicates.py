@@ -78,11 +78,6 @@ def perceptual_hash(image: np.ndarray) -> str:
     return np.round(coefficients * scale).astype(np.int8).tobytes().hex()
 
 
-def difference_hash(image: np.ndarray) -> str:
-    """Former name of `perceptual_hash` (callers store its result in `Sample.phash`); kept as an alias."""
-    return perceptual_hash(image)
-
-
 def is_perceptual_hash(value: str | None) -> bool:
     """Whether `value` is a descriptor `perceptual_hash` makes (not, e.g., an older 64-character dHash)."""
     return _decode(value) is not None
