@@ -930,7 +930,7 @@ def _ground_llm_classes(tokens: list[str], proposed: list[str], place_spans: lis
     found = []
     for raw in proposed:
         words = _TOKEN.findall(_normalise(raw))
-        parsed = _phrase_to_class([w for w in words if w[0].isalnum() and w not in _SEPARATORS and w not in _STOPS])
+        parsed = _phrase_to_class([w for w in words if w[0].isalnum() and w not in _SEPARATORS | _STOPS | _INTRODUCERS])
         if parsed is None:
             continue
         name = parsed[0]

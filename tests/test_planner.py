@@ -412,3 +412,9 @@ def test_random_input_never_crashes() -> None:
         else:
             text = " ".join(rng.choice(words) for _ in range(rng.randrange(40)))
         assert isinstance(plan(text), TaskSpec)
+
+
+def test_llm_class_names_are_cleaned_of_glue_words() -> None:
+    proposal = PlanProposal(classes=["with surfboards", "surfboards and", "umbrellas"])
+    spec = ground_spec("sunset beach photos with surfboards and umbrellas, 250 images", proposal)
+    assert spec.class_names == ["surfboard", "umbrella"]
