@@ -124,7 +124,7 @@ def _make_reviser(config: RunConfig, planner: Planner) -> Reviser:
 class _Progress:
     """A progress bar on stderr fed by the graph's events."""
 
-    def __init__(self, total: int | None = None) -> None:
+    def __init__(self, total: int | None = None, completed: int = 0) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -137,6 +137,7 @@ class _Progress:
         self.task_id = None
         self.rejected = 0
         self.total = total
+        self.completed = completed
 
     def __call__(self, event: str, data: dict[str, Any]) -> None:
         if event == "planning":
@@ -144,13 +145,23 @@ class _Progress:
         elif event in ("kept", "rejected"):
             if self.task_id is None:
                 self.progress.start()
-                self.task_id = self.progress.add_task("generating", total=self.total, rejected=0)
+                self.task_id = self.progress.add_task("generating", total=self.total, completed=self.completed,
+                                                      rejected=0)
             if event == "kept":
                 self.progress.advance(self.task_id)
             else:
                 self.rejected += 1
                 self.progress.update(self.task_id, rejected=self.rejected)
+        elif event == "approved":
+            from synthloop.agent.summary import format_spec
+            from synthloop.tools.types import TaskSpec
+
+            spec = TaskSpec.model_validate(data["spec"])
+            self.set_total(spec.n_images)
+            if data.get("auto"):  # nobody saw the spec yet: show what runs, defaults included
+                self.console.print("Planned dataset:\n" + format_spec(spec), highlight=False)
         elif event == "exporting":
+            self.stop()
             self.console.print("exporting…", style="dim")
 
     def set_total(self, total: int) -> None:
@@ -161,6 +172,7 @@ class _Progress:
     def stop(self) -> None:
         if self.task_id is not None:
             self.progress.stop()
+            self.task_id = None
 
 
 def _interactive_approval(progress: _Progress) -> Any:
@@ -203,8 +215,8 @@ def _finish(summary: RunSummary) -> None:
         raise typer.Exit(1)
 
 
-def _run_with_progress(start: Any, total: int | None) -> None:
-    progress = _Progress(total)
+def _run_with_progress(start: Any, total: int | None, completed: int = 0) -> None:
+    progress = _Progress(total, completed)
     try:
         summary = start(progress)
     finally:
@@ -293,7 +305,9 @@ def resume(
         return resume_run(out, planner=planner, reviser=reviser, on_interrupt=_interactive_approval(progress),
                           progress=progress)
 
-    _run_with_progress(start, None)
+    spec_file = out / "spec.json"
+    total = json.loads(spec_file.read_text(encoding="utf-8"))["n_images"] if spec_file.is_file() else None
+    _run_with_progress(start, total, completed=len(list((out / ".work" / "kept").glob("*.json"))))
 
 
 @app.command()

@@ -77,6 +77,7 @@ def approve(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
             raise UserInputError(f"the plan has an open question: {spec.questions[0]} "
                                  "(answer it in the request, or run without --yes)")
         write_spec(deps.out_dir, spec)
+        deps.report("approved", spec=state["spec"], auto=True)
         return {"approved": True}
     reply = interrupt({"kind": "approve", "spec": state["spec"], "questions": spec.questions,
                        "defaults_used": spec.defaults_used})
@@ -107,6 +108,7 @@ def approve(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
         if spec.questions:
             raise UserInputError(f"cannot start with an open question: {spec.questions[0]}")
         write_spec(deps.out_dir, spec)
+        deps.report("approved", spec=state["spec"], auto=False)
         return {"approved": True}
     raise UserInputError(f"unknown reply to the approval question: {reply!r}")
 
