@@ -160,6 +160,9 @@ class _Progress:
             self.set_total(spec.n_images)
             if data.get("auto"):  # nobody saw the spec yet: show what runs, defaults included
                 self.console.print("Planned dataset:\n" + format_spec(spec), highlight=False)
+        elif event == "ranking":
+            self.stop()
+            self.console.print(f"ranking {data['n']} samples…", style="dim")
         elif event == "exporting":
             self.stop()
             self.console.print("exporting…", style="dim")

@@ -116,6 +116,9 @@ class RunConfig(BaseModel):
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig,
                                      description="How judges combine: any_reject (default) or weighted_vote.")
     best_of_n: int = Field(default=1, ge=1, le=8, description="Renders per layout; the pairwise judge keeps one.")
+    rank_matches_per_sample: int = Field(
+        default=0, ge=0, le=20, description="Before export, rate kept samples by a pairwise tournament "
+                                            "(Bradley–Terry, in manifest `rating` and ratings.json); 0 = off.")
 
 
 def load_config(path: str | Path | None) -> RunConfig:

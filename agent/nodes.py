@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
+from PIL import Image
 from pydantic import ValidationError
 
 from synthloop.agent.deps import Deps
@@ -22,9 +23,10 @@ from synthloop.tools.critic.base import JudgeInput
 from synthloop.tools.critic.best_of_n import pairwise_compare, pick_best
 from synthloop.tools.critic.duplicates import perceptual_hash, pixel_sha256
 from synthloop.tools.critic.ensemble import combine
+from synthloop.tools.critic.rank import rank_samples
 from synthloop.tools.critic.repair import RepairAction, drop_instances, plan_repair
 from synthloop.tools.export.records import export_all, write_spec
-from synthloop.tools.io import atomic_write_png
+from synthloop.tools.io import atomic_write_json, atomic_write_png
 from synthloop.tools.render.base import RenderResult
 from synthloop.tools.seeding import derive_seed, split_for_index
 from synthloop.tools.types import Decision, Layout, Sample, TaskSpec, Verdict
@@ -356,13 +358,38 @@ def critique(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     return {"batch": [], "kept": kept, "rejected": rejected, "retry_slots": retries}
 
 
+def _rank(deps: Deps, spec: TaskSpec, samples: list[Sample]) -> list[Sample]:
+    """Rate the kept samples by a pairwise tournament (Bradley–Terry); write ratings.json; set Sample.rating."""
+    if deps.pairwise is None:
+        raise UserInputError("ranking needs a pairwise judge (internal error: none was built)")
+    by_id = {s.id: s for s in samples}
+
+    def load(sample_id: str) -> JudgeInput:
+        sample = by_id[sample_id]
+        with Image.open(deps.out_dir / sample.image_path) as pil:
+            return JudgeInput(sample=sample, image=np.asarray(pil.convert("RGB")), spec=spec)
+
+    ratings, matches = rank_samples(list(by_id), load, deps.pairwise,
+                                    matches_per_sample=deps.config.rank_matches_per_sample, seed=spec.seed)
+    atomic_write_json(deps.out_dir / "ratings.json", {
+        **ratings.model_dump(mode="json"), "judge": getattr(deps.pairwise, "id", "pairwise"),
+        "matches": [m.model_dump(mode="json") for m in matches],
+    }, indent=1)
+    return [s.model_copy(update={"rating": round(ratings.scores[s.id], 2)}) for s in samples]
+
+
 def export(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
-    """Write every requested format, the manifest, rejected.jsonl and the dataset card."""
+    """Rank the kept samples (when asked), then write every requested format, the manifest, rejected.jsonl and
+    the dataset card."""
     deps = _deps(runtime)
     spec = _spec(state)
+    samples = load_kept(deps.work_dir)
+    if deps.config.rank_matches_per_sample > 0 and len(samples) > 1:
+        deps.report("ranking", n=len(samples))
+        with deps.timers.phase("rank"):
+            samples = _rank(deps, spec, samples)
     deps.report("exporting")
     with deps.timers.phase("export"):
-        samples = load_kept(deps.work_dir)
         export_all(deps.out_dir, spec, samples, rejected_rows=load_rejected(deps.work_dir),
                    extra={"stop_reason": state.get("stop_reason", "")}, executor=deps.executor)
     return {"exported": True}

@@ -90,7 +90,8 @@ def build_deps(
         renderer=make_renderer(config.renderer), annotator=make_annotator(config.annotator),
         judges=make_judges(config, duplicates), duplicates=duplicates, executor=executor,
         auto_approve=auto_approve, progress=progress, reviser=reviser,
-        pairwise=make_pairwise_judge(config, duplicates) if config.best_of_n > 1 else None,
+        pairwise=make_pairwise_judge(config, duplicates)
+        if config.best_of_n > 1 or config.rank_matches_per_sample > 0 else None,
     )
     for sample in load_kept(deps.work_dir):
         observe_kept(deps, sample)
