@@ -175,12 +175,17 @@ def candidate_seed(sample: Sample, k: int) -> int:
     return sample.seed if k == 0 else derive_seed(sample.seed, "candidate", k)
 
 
+def _render_candidate(deps: Deps, spec: TaskSpec, sample: Sample, k: int = 0) -> RenderResult:
+    """Render candidate k of a sample (text-conditioned renderers also get the sample's prompt); no I/O."""
+    seed = candidate_seed(sample, k)
+    if _text_conditioned(deps):
+        return deps.renderer.render(sample.layout, spec, seed, prompt=sample.prompt)
+    return deps.renderer.render(sample.layout, spec, seed)
+
+
 def _render_one(deps: Deps, spec: TaskSpec, sample: Sample, k: int = 0) -> RenderResult:
     """Render candidate k; only candidate 0 is written now (a best-of-n winner is written when chosen)."""
-    if _text_conditioned(deps):
-        result = deps.renderer.render(sample.layout, spec, candidate_seed(sample, k), prompt=sample.prompt)
-    else:
-        result = deps.renderer.render(sample.layout, spec, candidate_seed(sample, k))
+    result = _render_candidate(deps, spec, sample, k)
     if k == 0:
         atomic_write_png(deps.out_dir / sample.image_path, result.image,
                          compress_level=deps.config.png_compress_level)
@@ -214,9 +219,7 @@ def _render_for(deps: Deps, spec: TaskSpec, sample: Sample) -> RenderResult:
     cached = deps.scratch.get(sample.id)
     if cached is None:
         with deps.timers.phase("render"):
-            cached = deps.renderer.render(sample.layout, spec, sample.seed)
-            atomic_write_png(deps.out_dir / sample.image_path, cached.image,
-                             compress_level=deps.config.png_compress_level)
+            cached = _render_one(deps, spec, sample)  # after selection, sample.seed is the winner's
         deps.scratch[sample.id] = cached
     return cached
 
@@ -251,10 +254,12 @@ def select(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     for sample in (Sample.model_validate(s) for s in state["batch"]):
         with deps.timers.phase("select"):
             renders = deps.candidates.pop(sample.id, None) or [
-                deps.renderer.render(sample.layout, spec, candidate_seed(sample, k)) for k in range(n)]
+                _render_candidate(deps, spec, sample, k) for k in range(n)]
             items = {}
             for k, result in enumerate(renders):
-                annotation = deps.annotator.annotate(sample.layout, result, spec)
+                # Candidate 0 is the one the annotate node already labelled.
+                annotation = sample.annotation if k == 0 and sample.annotation is not None else \
+                    deps.annotator.annotate(sample.layout, result, spec)
                 candidate = sample.model_copy(update={"seed": candidate_seed(sample, k), "annotation": annotation})
                 items[f"{sample.id}.c{k}"] = JudgeInput(sample=candidate, image=result.image, spec=spec)
             winner, matches = pick_best(list(items), pairwise_compare(deps.pairwise, items),

@@ -7,6 +7,7 @@ A run lives in its output directory: `.work/run.json` (what was asked and with w
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 import uuid
@@ -173,8 +174,6 @@ def start_run(
 
 def read_run_file(out_dir: Path) -> dict[str, Any]:
     """The run description of an existing run directory."""
-    import json
-
     run_file = Path(out_dir) / RUN_FILE
     if not run_file.is_file():
         raise UserInputError(f"{out_dir} holds no synthloop run (no {RUN_FILE})")

@@ -106,3 +106,42 @@ def test_text_conditioned_renderer_gets_the_expanded_prompt(tmp_path: Path, monk
     assert len(seen) >= 4 and all("cup" in p and "kitchen" in p for p in seen)
     manifest = (tmp_path / "out" / "manifest.jsonl").read_text()
     assert all(f'"prompt": "{p}"' in manifest for p in set(seen))  # recorded per sample
+
+
+def test_renders_repeated_after_a_crash_keep_the_prompt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resumed run re-renders the batch in flight; a text-conditioned renderer must get the same prompt."""
+    from synthloop.agent import backends
+    from synthloop.agent.config import RunConfig
+    from synthloop.agent.runner import resume_run, start_run
+    from synthloop.tools.render.compositor import CompositorRenderer
+
+    seen: list[str] = []
+
+    class TextRenderer(CompositorRenderer):
+        text_conditioned = True
+
+        def render(self, layout, spec, seed, prompt=""):  # type: ignore[no-untyped-def]
+            seen.append(prompt)
+            return dataclasses.replace(super().render(layout, spec, seed), prompt=prompt)
+
+    class Crash(RuntimeError):
+        pass
+
+    def crash_in_critique(event: str, data: dict) -> None:
+        if event == "kept":
+            raise Crash("killed while the critic stores the batch")
+
+    monkeypatch.setattr("synthloop.tools.prompting.expand.load_embedder", lambda: None)
+    monkeypatch.setattr(backends, "make_renderer", lambda name: TextRenderer())
+    monkeypatch.setattr("synthloop.agent.runner.make_renderer", lambda name: TextRenderer())
+    spec = plan_request("3 kitchen scenes with cups, 64x64", None)
+    with pytest.raises(Crash):
+        start_run(tmp_path / "out", RunConfig(batch_size=3, workers=1, best_of_n=2), spec=spec, auto_approve=True,
+                  progress=crash_in_critique)
+    first = list(seen)
+    seen.clear()
+    summary = resume_run(tmp_path / "out")
+    assert summary.kept == 3
+    # After the crash nothing is in memory: the critic renders each selected sample again, with its prompt.
+    assert len(seen) >= 3 and all(p and "cup" in p for p in seen)
+    assert set(seen) <= set(first)
