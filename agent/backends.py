@@ -1,12 +1,13 @@
-"""Backend registry: config names → tool instances. Imports happen here, only for what is asked."""
+"""Config blocks → tool instances, through each tool's registry; imports happen only for what is asked."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from synthloop.agent.config import DetectorConfig, RunConfig, VLMConfig
 from synthloop.agent.errors import UserInputError
 from synthloop.tools.annotate.base import Annotator
+from synthloop.tools.backend import BackendBlock, BackendError, Registry
 from synthloop.tools.critic.base import Judge
 from synthloop.tools.critic.duplicates import DuplicateIndex, DuplicateJudge
 from synthloop.tools.critic.embedded import embedded_judges
@@ -18,36 +19,43 @@ from synthloop.tools.render.base import Renderer
 if TYPE_CHECKING:
     from synthloop.tools.llm.client import LLMClient
 
-LAYOUTS = ("procedural",)
-RENDERERS = ("compositor",)
-ANNOTATORS = ("exact",)
+T = TypeVar("T")
 
 
-def make_sampler(name: str) -> LayoutSampler:
-    """The layout sampler called `name`."""
-    if name == "procedural":
-        from synthloop.tools.layout.procedural import ProceduralLayoutSampler
-
-        return ProceduralLayoutSampler()
-    raise UserInputError(f"unknown layout sampler '{name}' (available: {', '.join(LAYOUTS)})")
+def _build(registry: Registry[T], block: BackendBlock | str) -> T:
+    try:
+        return registry.build(block)
+    except BackendError as exc:
+        raise UserInputError(str(exc)) from exc
 
 
-def make_renderer(name: str) -> Renderer:
-    """The renderer called `name`."""
-    if name == "compositor":
-        from synthloop.tools.render.compositor import CompositorRenderer
+def make_sampler(block: BackendBlock | str) -> LayoutSampler:
+    """The layout sampler of a config block (a name or {backend: NAME, ...options})."""
+    from synthloop.tools.layout.registry import LAYOUTS
 
-        return CompositorRenderer()
-    raise UserInputError(f"unknown renderer '{name}' (available: {', '.join(RENDERERS)})")
+    return _build(LAYOUTS, block)
 
 
-def make_annotator(name: str) -> Annotator:
-    """The annotator called `name`."""
-    if name == "exact":
-        from synthloop.tools.annotate.exact import ExactAnnotator
+def make_renderer(block: BackendBlock | str) -> Renderer:
+    """The renderer of a config block."""
+    from synthloop.tools.render.registry import RENDERERS
 
-        return ExactAnnotator()
-    raise UserInputError(f"unknown annotator '{name}' (available: {', '.join(ANNOTATORS)})")
+    return _build(RENDERERS, block)
+
+
+def make_annotator(block: BackendBlock | str) -> Annotator:
+    """The annotator of a config block."""
+    from synthloop.tools.annotate.registry import ANNOTATORS
+
+    return _build(ANNOTATORS, block)
+
+
+def check_compatible(renderer: Renderer, annotator: Annotator) -> None:
+    """Refuse, at start-up, backends that cannot work together (one line naming both)."""
+    if annotator.capabilities.needs_instance_map and not renderer.capabilities.provides_masks:
+        raise UserInputError(
+            f"annotator '{annotator.id}' reads exact instance maps, which renderer '{renderer.id}' does not "
+            "provide; choose a model annotator (e.g. annotator: sam) or a compositing renderer")
 
 
 def make_judges(config: RunConfig, duplicates: DuplicateIndex) -> list[Judge]:
@@ -70,6 +78,14 @@ def make_judges(config: RunConfig, duplicates: DuplicateIndex) -> list[Judge]:
         from synthloop.tools.critic.vlm import VLMJudge
 
         judges.append(VLMJudge(make_vlm_client(config.vlm), samples=config.vlm.samples))
+    if config.judges:
+        from synthloop.tools.critic.registry import JUDGES
+
+        judges.extend(_build(JUDGES, block) for block in config.judges)
+    for judge in judges:
+        if not isinstance(judge, Judge):
+            raise UserInputError(f"judge '{getattr(judge, 'id', judge)}' does not implement the judge protocol "
+                                 "(id, capabilities, judge, observe)")
     return judges
 
 
@@ -106,3 +122,15 @@ def make_detector_judge(config: DetectorConfig) -> Judge:
                                       policy=config.policy, max_edits=config.max_edits)
     except DetectorError as exc:
         raise UserInputError(f"detector: {exc}") from exc
+
+
+def all_registries() -> dict[str, Registry]:
+    """Every tool's registry, in loop order."""
+    from synthloop.tools.annotate.registry import ANNOTATORS
+    from synthloop.tools.critic.registry import JUDGES
+    from synthloop.tools.export.registry import EXPORTERS
+    from synthloop.tools.layout.registry import LAYOUTS
+    from synthloop.tools.render.registry import RENDERERS
+
+    return {"layout": LAYOUTS, "renderer": RENDERERS, "annotator": ANNOTATORS, "judge": JUDGES,
+            "exporter": EXPORTERS}

@@ -404,6 +404,30 @@ def validate(
     typer.echo(f"{out}: valid")
 
 
+@app.command("backends")
+def list_backends(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Every backend per tool: capabilities, options with defaults, and whether it is installed here."""
+    from synthloop.agent.backends import all_registries
+
+    rows = [info for registry in all_registries().values() for info in registry.describe()]
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in rows], indent=2, default=str))
+        return
+    for info in rows:
+        state = "installed" if info.installed else f"missing: {', '.join(info.missing) or info.error}"
+        typer.echo(f"{info.tool:<9} {info.name:<20} {state}")
+        if info.description:
+            typer.echo(f"    {info.description}")
+        if info.capabilities:
+            typer.echo("    capabilities: " + ", ".join(f"{k}={v}" for k, v in info.capabilities.items()))
+        for name, option in info.options.items():
+            default = "required" if option["required"] else f"default {option['default']!r}"
+            text = f" — {option['description']}" if option["description"] else ""
+            typer.echo(f"    option {name} ({option['type']}, {default}){text}")
+
+
 @app.command()
 def bench(
     n: Annotated[int, typer.Option("--n", help="Images per measurement.")] = 200,

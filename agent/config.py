@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from synthloop.tools.backend import BackendBlock, BackendError, Registry
 from synthloop.tools.critic.ensemble import EnsembleConfig
 
 
@@ -85,15 +86,46 @@ class DetectorConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict, description="Backend keywords, e.g. score_threshold.")
 
 
+def _checked(tool: str) -> AfterValidator:
+    """Validate a backend block against its tool's registry (name and options) when the config is read."""
+
+    def registry() -> Registry:
+        from synthloop.tools.annotate.registry import ANNOTATORS
+        from synthloop.tools.critic.registry import JUDGES
+        from synthloop.tools.layout.registry import LAYOUTS
+        from synthloop.tools.render.registry import RENDERERS
+
+        return {"layout": LAYOUTS, "renderer": RENDERERS, "annotator": ANNOTATORS, "judge": JUDGES}[tool]
+
+    def check(block: BackendBlock) -> BackendBlock:
+        try:
+            return registry().check(block)
+        except BackendError as exc:
+            raise ValueError(str(exc)) from exc
+
+    return AfterValidator(check)
+
+
+LayoutBlock = Annotated[BackendBlock, _checked("layout")]
+RendererBlock = Annotated[BackendBlock, _checked("renderer")]
+AnnotatorBlock = Annotated[BackendBlock, _checked("annotator")]
+JudgeBlock = Annotated[BackendBlock, _checked("judge")]
+
+
 class RunConfig(BaseModel):
     """Everything about a run that is not the dataset spec itself."""
 
     model_config = ConfigDict(extra="forbid")
 
     llm: LLMConfig = Field(default_factory=LLMConfig)
-    layout: str = Field(default="procedural")
-    renderer: str = Field(default="compositor")
-    annotator: str = Field(default="exact")
+    layout: LayoutBlock = Field(default=BackendBlock(backend="procedural"),
+                                description="Layout sampler: a name or {backend: NAME, ...options}.")
+    renderer: RendererBlock = Field(default=BackendBlock(backend="compositor"),
+                                    description="Renderer: a name or {backend: NAME, ...options}.")
+    annotator: AnnotatorBlock = Field(default=BackendBlock(backend="exact"),
+                                      description="Annotator: a name or {backend: NAME, ...options}.")
+    judges: list[JudgeBlock] = Field(default_factory=list, max_length=32,
+                                     description="Extra judges after the embedded ones: [{backend: ID, ...}].")
     batch_size: int = Field(default=32, ge=1, le=4096, description="Samples per graph step.")
     workers: int = Field(default=2, ge=1, le=256, description="Threads for rendering and encoding.")
     min_visible_fraction: float = Field(default=0.25, ge=0.0, le=1.0)
@@ -147,6 +179,12 @@ def load_config(path: str | Path | None) -> RunConfig:
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"invalid config value '{where}': {first['msg']}") from exc
+        raise ConfigError(describe_validation_error(exc)) from exc
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line for the first problem of a config: where it is and what is wrong."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after"))
+    message = first["msg"].removeprefix("Value error, ")
+    return f"invalid config value '{where}': {message}"

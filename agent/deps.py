@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synthloop.agent.config import RunConfig
+from synthloop.agent.engine import Engine
 from synthloop.tools.annotate.base import Annotator
 from synthloop.tools.critic.base import Judge
 from synthloop.tools.critic.duplicates import DuplicateIndex
@@ -61,7 +62,8 @@ class Deps:
     annotator: Annotator
     judges: list[Judge]
     duplicates: DuplicateIndex
-    executor: ThreadPoolExecutor
+    executor: ThreadPoolExecutor  # light work (hashing, encoding, export); backends go through `engine`
+    engine: Engine
     auto_approve: bool = False
     reviser: Reviser | None = None
     progress: ProgressCallback | None = None

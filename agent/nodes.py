@@ -19,6 +19,7 @@ from synthloop.agent.deps import Deps
 from synthloop.agent.errors import UserInputError
 from synthloop.agent.state import RunState, Slot
 from synthloop.agent.store import load_kept, load_rejected, observe_kept, write_kept, write_rejected
+from synthloop.tools.annotate.base import AnnotateRequest
 from synthloop.tools.critic.base import JudgeInput
 from synthloop.tools.critic.best_of_n import pairwise_compare, pick_best
 from synthloop.tools.critic.duplicates import perceptual_hash, pixel_sha256
@@ -27,7 +28,7 @@ from synthloop.tools.critic.rank import rank_samples
 from synthloop.tools.critic.repair import RepairAction, drop_instances, plan_repair
 from synthloop.tools.export.records import export_all, write_spec
 from synthloop.tools.io import atomic_write_json, atomic_write_png
-from synthloop.tools.render.base import RenderResult
+from synthloop.tools.render.base import RenderRequest, RenderResult
 from synthloop.tools.seeding import derive_seed, split_for_index
 from synthloop.tools.types import Decision, Layout, Sample, TaskSpec, Verdict
 
@@ -159,8 +160,8 @@ def layout(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
 
 
 def _text_conditioned(deps: Deps) -> bool:
-    """Whether the renderer takes a text prompt (`text_conditioned = True`); the compositor does not."""
-    return bool(getattr(deps.renderer, "text_conditioned", False))
+    """Whether the renderer declares that it takes a text prompt; the compositor does not."""
+    return deps.renderer.capabilities.text_conditioned
 
 
 def _expanded_prompt(spec: TaskSpec, sample: Sample) -> str:
@@ -175,32 +176,33 @@ def candidate_seed(sample: Sample, k: int) -> int:
     return sample.seed if k == 0 else derive_seed(sample.seed, "candidate", k)
 
 
-def _render_candidate(deps: Deps, spec: TaskSpec, sample: Sample, k: int = 0) -> RenderResult:
-    """Render candidate k of a sample (text-conditioned renderers also get the sample's prompt); no I/O."""
-    seed = candidate_seed(sample, k)
-    if _text_conditioned(deps):
-        return deps.renderer.render(sample.layout, spec, seed, prompt=sample.prompt)
-    return deps.renderer.render(sample.layout, spec, seed)
+def _render_request(spec: TaskSpec, sample: Sample, k: int = 0) -> RenderRequest:
+    """What to render for candidate k of a sample (the prompt matters to text-conditioned renderers only)."""
+    return RenderRequest(layout=sample.layout, spec=spec, seed=candidate_seed(sample, k), prompt=sample.prompt)
 
 
-def _render_one(deps: Deps, spec: TaskSpec, sample: Sample, k: int = 0) -> RenderResult:
-    """Render candidate k; only candidate 0 is written now (a best-of-n winner is written when chosen)."""
-    result = _render_candidate(deps, spec, sample, k)
-    if k == 0:
-        atomic_write_png(deps.out_dir / sample.image_path, result.image,
-                         compress_level=deps.config.png_compress_level)
-    return result
+def _render_samples(deps: Deps, spec: TaskSpec, jobs: list[tuple[Sample, int]]) -> list[RenderResult]:
+    """Render candidate k of each (sample, k) through the engine; candidate 0 is written as soon as it is
+    rendered (a best-of-n winner is written when chosen)."""
+
+    def write(i: int, result: RenderResult) -> None:
+        sample, k = jobs[i]
+        if k == 0:
+            atomic_write_png(deps.out_dir / sample.image_path, result.image,
+                             compress_level=deps.config.png_compress_level)
+
+    return deps.engine.render([_render_request(spec, s, k) for s, k in jobs], on_result=write)
 
 
 def render(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
-    """Render the batch in parallel (n candidates each under best-of-n) and write each image atomically."""
+    """Render the batch (n candidates each under best-of-n) and write each image atomically."""
     deps = _deps(runtime)
     spec = _spec(state)
     samples = [Sample.model_validate(s) for s in state["batch"]]
     n = state.get("best_of_n", 1)
     jobs = [(sample, k) for sample in samples for k in range(n)]
     with deps.timers.phase("render"):
-        results = list(deps.executor.map(lambda job: _render_one(deps, spec, *job), jobs))
+        results = _render_samples(deps, spec, jobs)
     batch = []
     for i, sample in enumerate(samples):
         candidates = results[i * n:(i + 1) * n]
@@ -208,20 +210,22 @@ def render(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
         if n > 1:
             deps.candidates[sample.id] = candidates
         backend = {**candidates[0].backend, "layout": deps.sampler.id}
-        batch.append(sample.model_copy(update={"backend": backend, "prompt": candidates[0].prompt or sample.prompt})
+        batch.append(sample.model_copy(update={"backend": backend, "prompt": candidates[0].prompt or sample.prompt,
+                                               "render_info": candidates[0].info})
                      .model_dump(mode="json"))
     deps.report("rendered", n=len(batch))
     return {"batch": batch}
 
 
-def _render_for(deps: Deps, spec: TaskSpec, sample: Sample) -> RenderResult:
-    """The batch's render from scratch memory, or rendered again (deterministically) after a resume."""
-    cached = deps.scratch.get(sample.id)
-    if cached is None:
+def _renders_for(deps: Deps, spec: TaskSpec, samples: list[Sample]) -> list[RenderResult]:
+    """The batch's renders from scratch memory; those missing (after a resume) are rendered again, together
+    and deterministically (after selection, sample.seed is the winner's)."""
+    missing = [s for s in samples if s.id not in deps.scratch]
+    if missing:
         with deps.timers.phase("render"):
-            cached = _render_one(deps, spec, sample)  # after selection, sample.seed is the winner's
-        deps.scratch[sample.id] = cached
-    return cached
+            for sample, result in zip(missing, _render_samples(deps, spec, [(s, 0) for s in missing]), strict=True):
+                deps.scratch[sample.id] = result
+    return [deps.scratch[s.id] for s in samples]
 
 
 def annotate(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
@@ -229,10 +233,10 @@ def annotate(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     deps = _deps(runtime)
     spec = _spec(state)
     samples = [Sample.model_validate(s) for s in state["batch"]]
-    renders = [_render_for(deps, spec, s) for s in samples]
+    renders = _renders_for(deps, spec, samples)
     with deps.timers.phase("annotate"):
-        annotations = list(deps.executor.map(
-            lambda pair: deps.annotator.annotate(pair[0].layout, pair[1], spec), zip(samples, renders, strict=True)))
+        annotations = deps.engine.annotate([AnnotateRequest(s.layout, r, spec)
+                                            for s, r in zip(samples, renders, strict=True)])
     batch = [
         s.model_copy(update={"annotation": a, "backend": {**s.backend, "annotator": deps.annotator.id}})
         .model_dump(mode="json")
@@ -253,13 +257,15 @@ def select(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     batch = []
     for sample in (Sample.model_validate(s) for s in state["batch"]):
         with deps.timers.phase("select"):
-            renders = deps.candidates.pop(sample.id, None) or [
-                _render_candidate(deps, spec, sample, k) for k in range(n)]
+            renders = deps.candidates.pop(sample.id, None) or deps.engine.render(
+                [_render_request(spec, sample, k) for k in range(n)])
+            # Candidate 0 is the one the annotate node already labelled.
+            unlabelled = [k for k in range(len(renders)) if k or sample.annotation is None]
+            labelled = dict(zip(unlabelled, deps.engine.annotate(
+                [AnnotateRequest(sample.layout, renders[k], spec) for k in unlabelled]), strict=True))
             items = {}
             for k, result in enumerate(renders):
-                # Candidate 0 is the one the annotate node already labelled.
-                annotation = sample.annotation if k == 0 and sample.annotation is not None else \
-                    deps.annotator.annotate(sample.layout, result, spec)
+                annotation = labelled.get(k, sample.annotation)
                 candidate = sample.model_copy(update={"seed": candidate_seed(sample, k), "annotation": annotation})
                 items[f"{sample.id}.c{k}"] = JudgeInput(sample=candidate, image=result.image, spec=spec)
             winner, matches = pick_best(list(items), pairwise_compare(deps.pairwise, items),
@@ -299,7 +305,7 @@ def _prejudge(deps: Deps, spec: TaskSpec, sample: Sample, image: np.ndarray) -> 
     sample = sample.model_copy(update={"image_sha256": pixel_sha256(image), "phash": perceptual_hash(image)})
     item = JudgeInput(sample=sample, image=image, spec=spec)
     return sample, {i: judge.judge(item) for i, judge in enumerate(deps.judges)
-                    if not getattr(judge, "stateful", False)}
+                    if not judge.capabilities.stateful}
 
 
 def _repair_in_place(deps: Deps, spec: TaskSpec, sample: Sample, image: np.ndarray,
@@ -327,11 +333,11 @@ def critique(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     samples = sorted((Sample.model_validate(s) for s in state["batch"]), key=lambda s: s.index)
     kept, rejected = state.get("kept", 0), state.get("rejected", 0)
     retries: list[Slot] = list(state.get("retry_slots", []))
-    images = [_render_for(deps, spec, sample).image for sample in samples]
+    images = [result.image for result in _renders_for(deps, spec, samples)]
     for sample in samples:
         deps.scratch.pop(sample.id, None)
     with deps.timers.phase("critique"):
-        prepared = list(deps.executor.map(lambda pair: _prejudge(deps, spec, *pair), zip(samples, images, strict=True)))
+        prepared = deps.engine.map(lambda pair: _prejudge(deps, spec, *pair), zip(samples, images, strict=True))
     for (sample, precomputed), image in zip(prepared, images, strict=True):
         action: RepairAction | None = None
         with deps.timers.phase("critique"):

@@ -22,6 +22,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
 from synthloop.agent.backends import (
+    check_compatible,
     make_annotator,
     make_judges,
     make_pairwise_judge,
@@ -30,6 +31,7 @@ from synthloop.agent.backends import (
 )
 from synthloop.agent.config import RunConfig
 from synthloop.agent.deps import Deps, Planner, ProgressCallback, Reviser
+from synthloop.agent.engine import LocalEngine
 from synthloop.agent.errors import UserInputError
 from synthloop.agent.graph import build_graph
 from synthloop.agent.store import load_kept, observe_kept
@@ -84,11 +86,14 @@ def build_deps(
     executor: ThreadPoolExecutor,
     reviser: Reviser | None = None,
 ) -> Deps:
-    """Load the configured backends; rebuild the duplicate index from samples already kept (resume)."""
+    """Load the configured backends and check that they fit together (before anything runs); rebuild the
+    stateful judges from the samples already kept (resume)."""
     duplicates = DuplicateIndex()
+    renderer, annotator = make_renderer(config.renderer), make_annotator(config.annotator)
+    check_compatible(renderer, annotator)
     deps = Deps(
         config=config, out_dir=out_dir, planner=planner, sampler=make_sampler(config.layout),
-        renderer=make_renderer(config.renderer), annotator=make_annotator(config.annotator),
+        renderer=renderer, annotator=annotator, engine=LocalEngine(renderer, annotator, executor),
         judges=make_judges(config, duplicates), duplicates=duplicates, executor=executor,
         auto_approve=auto_approve, progress=progress, reviser=reviser,
         pairwise=make_pairwise_judge(config, duplicates)

@@ -62,12 +62,10 @@ def write_rejected(work_dir: Path, out_dir: Path, sample: Sample) -> dict[str, A
 
 
 def observe_kept(deps: Deps, sample: Sample) -> None:
-    """Tell the stateful critics about a kept sample: the duplicate index, and any judge with `observe`."""
-    deps.duplicates.add(sample.id, sample.image_sha256 or "", sample.phash or "")
+    """Tell the stateful judges (class balance, the duplicate index) about a kept sample."""
     for judge in deps.judges:
-        observe = getattr(judge, "observe", None)
-        if observe is not None:
-            observe(sample)
+        if judge.capabilities.stateful:
+            judge.observe(sample)
 
 
 def load_kept(work_dir: Path) -> list[Sample]:

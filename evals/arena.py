@@ -35,7 +35,7 @@ import numpy as np
 import yaml
 from pydantic import ValidationError
 
-from synthloop.agent.config import RunConfig
+from synthloop.agent.config import RunConfig, describe_validation_error
 from synthloop.agent.errors import UserInputError
 from synthloop.tools.critic.pairwise import PairwiseJudge, RulePairwiseJudge
 from synthloop.tools.critic.ratings import BT_L2, ELO_K, Record, bradley_terry, elo_ratings, records
@@ -73,15 +73,16 @@ def load_contestant(path: Path) -> Contestant:
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise UserInputError(f"config {path}: invalid value '{where}': {first['msg']}") from exc
+        raise UserInputError(f"config {path}: {describe_validation_error(exc)}") from exc
     return Contestant(name=name, config=config, spec_overrides=overrides)
 
 
 def renderer_contestant(renderer: str) -> Contestant:
     """A contestant that differs from the default run config only by its renderer."""
-    return Contestant(name=renderer, config=RunConfig(renderer=renderer))
+    try:
+        return Contestant(name=renderer, config=RunConfig(renderer=renderer))
+    except ValidationError as exc:
+        raise UserInputError(describe_validation_error(exc).split(": ", 1)[1]) from exc
 
 
 def _spec_for(base: TaskSpec, overrides: dict[str, Any], where: str) -> TaskSpec:
@@ -126,8 +127,6 @@ class ArenaResult:
 
 
 def _check_contestants(contestants: Sequence[Contestant]) -> None:
-    from synthloop.agent.backends import RENDERERS
-
     if len(contestants) < 2:
         raise UserInputError("the arena needs at least two contestants (--config FILE or --renderer NAME, "
                              "repeated)")
@@ -136,10 +135,6 @@ def _check_contestants(contestants: Sequence[Contestant]) -> None:
     if duplicates:
         raise UserInputError(f"contestant names must be unique, '{duplicates[0]}' appears twice "
                              "(set `name:` in the config file)")
-    for c in contestants:
-        if c.config.renderer not in RENDERERS:
-            raise UserInputError(f"unknown renderer '{c.config.renderer}' for contestant '{c.name}' "
-                                 f"(available: {', '.join(RENDERERS)})")
 
 
 def rule_pairwise_judge() -> RulePairwiseJudge:

@@ -140,7 +140,7 @@ def make_samples(
                 width=width,
                 height=height,
                 layout=layout,
-                annotation=Annotation(instances=instances, caption=f"{len(objects)} shapes"),
+                annotation=Annotation(instances=instances, captions=[f"{len(objects)} shapes"]),
                 backend={"renderer": "test-painter", "annotator": "exact"},
                 prompt="shapes",
             )

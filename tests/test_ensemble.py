@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from synthloop.tools.critic.base import Judge, combine_any_reject
+from synthloop.tools.critic.base import BaseJudge, Judge, combine_any_reject
 from synthloop.tools.critic.ensemble import EnsembleConfig, EnsembleJudge, combine
 from synthloop.tools.types import Decision, Verdict
 
@@ -20,7 +20,7 @@ VERDICTS = [
 ]
 
 
-class Fixed:
+class Fixed(BaseJudge):
     def __init__(self, verdict: Verdict) -> None:
         self.id = verdict.judge
         self.verdict = verdict

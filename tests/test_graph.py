@@ -11,7 +11,7 @@ from pycocotools.coco import COCO
 from synthloop.agent.config import RunConfig
 from synthloop.agent.errors import UserInputError
 from synthloop.agent.runner import resume_run, start_run
-from synthloop.tools.critic.base import JudgeInput
+from synthloop.tools.critic.base import BaseJudge, JudgeInput
 from synthloop.tools.types import Decision, ExportFormat, ObjectSpec, Task, TaskSpec, Verdict
 
 SPEC = TaskSpec(
@@ -92,7 +92,7 @@ def test_same_spec_and_seed_give_byte_identical_annotations(tmp_path: Path) -> N
     assert _annotation_bytes(tmp_path / "c") != first
 
 
-class RejectOddFirstAttempts:
+class RejectOddFirstAttempts(BaseJudge):
     """A judge that rejects the first attempt of every odd sample index (to exercise the repair loop)."""
 
     id = "test.reject_odd"
@@ -120,7 +120,7 @@ def test_rejected_samples_are_retried_and_recorded(tmp_path: Path, monkeypatch: 
     assert kept_attempts[1] == 1 and kept_attempts[2] == 0
 
 
-class RejectEverything:
+class RejectEverything(BaseJudge):
     id = "test.reject_all"
 
     def judge(self, item: JudgeInput) -> Verdict:

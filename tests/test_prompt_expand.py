@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from synthloop.agent.planner import plan_request
+from synthloop.tools.backend import Capabilities
 from synthloop.tools.prompting.expand import (
     LIGHTING,
     VIEWPOINTS,
@@ -91,7 +92,7 @@ def test_text_conditioned_renderer_gets_the_expanded_prompt(tmp_path: Path, monk
     seen: list[str] = []
 
     class TextRenderer(CompositorRenderer):  # the compositor's pixels, but it declares a text input
-        text_conditioned = True
+        capabilities = Capabilities(exact_labels=True, provides_masks=True, text_conditioned=True)
 
         def render(self, layout, spec, seed, prompt=""):  # type: ignore[no-untyped-def]
             seen.append(prompt)
@@ -118,7 +119,7 @@ def test_renders_repeated_after_a_crash_keep_the_prompt(tmp_path: Path, monkeypa
     seen: list[str] = []
 
     class TextRenderer(CompositorRenderer):
-        text_conditioned = True
+        capabilities = Capabilities(exact_labels=True, provides_masks=True, text_conditioned=True)
 
         def render(self, layout, spec, seed, prompt=""):  # type: ignore[no-untyped-def]
             seen.append(prompt)

@@ -9,7 +9,7 @@ import pytest
 
 from synthloop.agent.config import RunConfig
 from synthloop.agent.runner import start_run
-from synthloop.tools.critic.base import JudgeInput
+from synthloop.tools.critic.base import BaseJudge, JudgeInput
 from synthloop.tools.critic.repair import drop_instances, parse_fix, plan_repair
 from synthloop.tools.types import Annotation, Decision, Instance, ObjectSpec, Relation, TaskSpec, Verdict
 
@@ -57,7 +57,7 @@ def test_drop_instances_reindexes_relations() -> None:
         drop_instances(Annotation(instances=inst), (5,))
 
 
-class DropPlates:
+class DropPlates(BaseJudge):
     """Asks to drop every plate annotation (as a detector judge would for boxes on nothing)."""
 
     id = "test.drop_plates"
@@ -71,7 +71,7 @@ class DropPlates:
                        fix="drop annotations " + ", ".join(map(str, plates)))
 
 
-class RerenderFirstAttempt:
+class RerenderFirstAttempt(BaseJudge):
     id = "test.rerender"
 
     def judge(self, item: JudgeInput) -> Verdict:

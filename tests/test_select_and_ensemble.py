@@ -12,7 +12,7 @@ from PIL import Image
 from synthloop.agent.config import RunConfig
 from synthloop.agent.nodes import candidate_seed
 from synthloop.agent.runner import start_run
-from synthloop.tools.critic.base import JudgeInput
+from synthloop.tools.critic.base import BaseJudge, JudgeInput
 from synthloop.tools.critic.pairwise import PairwiseResult
 from synthloop.tools.render.compositor import CompositorRenderer
 from synthloop.tools.types import Decision, ObjectSpec, Sample, TaskSpec, Verdict
@@ -64,7 +64,7 @@ def test_best_of_n_with_the_embedded_rule_judge_is_deterministic(tmp_path: Path)
     assert first == second and all(r["verdicts"][0]["judge"] == "select.best_of_n" for r in first)
 
 
-class AlwaysObjects:
+class AlwaysObjects(BaseJudge):
     id = "test.objects"
 
     def judge(self, item: JudgeInput) -> Verdict:

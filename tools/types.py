@@ -14,7 +14,7 @@ Conventions
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -39,6 +39,7 @@ class ExportFormat(StrEnum):
 
     coco = "coco"
     yolo = "yolo"
+    voc = "voc"
     hf = "hf"
 
 
@@ -177,11 +178,17 @@ class LayoutObject(_Frozen):
 
 
 class Relation(_Frozen):
-    """A directed relation between two objects of the same layout/annotation (indices into its list)."""
+    """A directed relation between two objects of the same layout/annotation (indices into its list).
+
+    source: who asserted it (`layout` for a requested relation, `rule` for geometry/depth rules, `llm` / `vlm`
+    for model proposals); score: the checking model's confidence where one was asked.
+    """
 
     subject: int = Field(ge=0)
     predicate: str = Field(min_length=1, max_length=40)
     object: int = Field(ge=0)
+    source: str = Field(default="rule", max_length=40)
+    score: float | None = None
 
 
 class Layout(_Frozen):
@@ -210,6 +217,24 @@ class RLE(_Frozen):
     counts: str
 
 
+class Certificate(_Frozen):
+    """Which sources saw an annotation and how well they agree.
+
+    sources: per source its evidence in [0, 1], e.g. {"layout": 1.0, "render_mask": 1.0, "detector": 0.82,
+        "sam_iou": 0.91, "vlm": 1.0}; agreement: one score in [0, 1] that the critic can threshold.
+    """
+
+    sources: dict[str, float] = Field(default_factory=dict)
+    agreement: float = Field(ge=0.0, le=1.0)
+
+
+class ReferringExpression(_Frozen):
+    """Sentences that single out one instance of an image (RefCOCO style)."""
+
+    instance: int = Field(ge=0, description="Index into Annotation.instances.")
+    sentences: list[str] = Field(min_length=1, max_length=8)
+
+
 class Instance(_Frozen):
     """One annotated object in pixel space."""
 
@@ -221,6 +246,7 @@ class Instance(_Frozen):
     visible_fraction: float | None = Field(default=None, ge=0.0, le=1.0)
     layout_index: int | None = Field(default=None, ge=0)
     score: float | None = None
+    certificate: Certificate | None = None
 
     @field_validator("bbox")
     @classmethod
@@ -234,8 +260,14 @@ class Annotation(_Frozen):
     """Everything annotated on one image."""
 
     instances: list[Instance] = Field(default_factory=list)
-    caption: str | None = None
+    captions: list[str] = Field(default_factory=list, max_length=16)
+    referring: list[ReferringExpression] = Field(default_factory=list)
     relations: list[Relation] = Field(default_factory=list)
+
+    @property
+    def caption(self) -> str | None:
+        """The first caption, if any."""
+        return self.captions[0] if self.captions else None
 
 
 class Verdict(_Frozen):
@@ -269,6 +301,10 @@ class Sample(_Frozen):
     phash: str | None = None
     rating: float | None = None
     repairs: list[str] = Field(default_factory=list, description="Repairs applied, in order, with their cause.")
+    render_info: dict[str, Any] = Field(default_factory=dict,
+                                        description="Renderer provenance beyond ids (assets used, their licences).")
+    difficulty_score: float | None = Field(default=None, ge=0.0, le=1.0,
+                                           description="Measured perception difficulty (0 easy … 1 hard).")
 
 
 class Match(_Frozen):

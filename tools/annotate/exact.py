@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from synthloop.tools.annotate.base import BaseAnnotator
+from synthloop.tools.backend import Capabilities
 from synthloop.tools.geometry import scale_box
 from synthloop.tools.masks import encode_rle, mask_bbox
 from synthloop.tools.render.base import RenderResult
 from synthloop.tools.types import Annotation, Instance, Layout, Task, TaskSpec
 
 
-class ExactAnnotator:
-    """Reads visible masks, tight boxes, areas and visible fractions off `RenderResult.instance_map`."""
+class ExactAnnotator(BaseAnnotator):
+    """Exact masks, tight boxes, areas and visible fractions read off the renderer's instance map."""
 
     id = "exact"
+    capabilities = Capabilities(exact_labels=True, needs_instance_map=True)
 
     def annotate(self, layout: Layout, render: RenderResult, spec: TaskSpec) -> Annotation:
         """Return one instance per layout object (label k in the map = layout object k-1)."""

@@ -34,7 +34,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from synthloop.tools.critic.base import JudgeInput
+from synthloop.tools.critic.base import BaseJudge, JudgeInput
 from synthloop.tools.geometry import Box, iou, xywh_to_xyxy
 from synthloop.tools.types import Decision, Instance, Verdict
 
@@ -199,7 +199,7 @@ def _fix(defects: list[Defect]) -> str:
     return "; ".join([*parts, *(_instruction(d) for d in defects if d.kind != "missing")])
 
 
-class DetectorAgreementJudge:
+class DetectorAgreementJudge(BaseJudge):
     """Compares the annotation with what a detector finds; see the module docstring for matching and policy."""
 
     def __init__(self, detector: Detector, *, id: str = "detector.agreement", iou: float = 0.5,

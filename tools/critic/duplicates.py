@@ -25,8 +25,9 @@ import threading
 import numpy as np
 from PIL import Image
 
-from synthloop.tools.critic.base import JudgeInput
-from synthloop.tools.types import Decision, Verdict
+from synthloop.tools.backend import Capabilities
+from synthloop.tools.critic.base import BaseJudge, JudgeInput
+from synthloop.tools.types import Decision, Sample, Verdict
 
 THUMB_SIDE = 32
 LUMA_BAND, LUMA_SKIP = 12, 2  # DCT u, v < 12 with u + v ≥ 2
@@ -169,15 +170,20 @@ class DuplicateIndex:
         return ids[best], float(sims[best])
 
 
-class DuplicateJudge:
+class DuplicateJudge(BaseJudge):
     """Rejects a sample whose pixels equal, or nearly equal, a sample already kept."""
 
     id = "rules.duplicate"
-    stateful = True  # depends on the samples kept before: judged in index order, never in parallel
+    capabilities = Capabilities(stateful=True)  # judged in index order, never in parallel
 
-    def __init__(self, index: DuplicateIndex, min_similarity: float = NEAR_DUPLICATE_MIN_SIMILARITY) -> None:
-        self.index = index
+    def __init__(self, index: DuplicateIndex | None = None,
+                 min_similarity: float = NEAR_DUPLICATE_MIN_SIMILARITY) -> None:
+        self.index = index if index is not None else DuplicateIndex()
         self.min_similarity = min_similarity
+
+    def observe(self, sample: Sample) -> None:
+        """Index a kept sample's hashes (idempotent per sample id)."""
+        self.index.add(sample.id, sample.image_sha256 or "", sample.phash or "")
 
     def judge(self, item: JudgeInput) -> Verdict:
         """Compare the sample's hashes (computed if the sample lacks them) with the index."""

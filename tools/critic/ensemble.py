@@ -19,8 +19,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from synthloop.tools.critic.base import Judge, JudgeInput, combine_any_reject
-from synthloop.tools.types import Decision, Verdict
+from synthloop.tools.backend import Capabilities
+from synthloop.tools.critic.base import BaseJudge, Judge, JudgeInput, combine_any_reject
+from synthloop.tools.types import Decision, Sample, Verdict
 
 
 class EnsembleConfig(BaseModel):
@@ -85,8 +86,9 @@ def combine(verdicts: Sequence[Verdict], config: EnsembleConfig | None = None) -
     )
 
 
-class EnsembleJudge:
-    """A judge that asks every member judge and combines their verdicts with `combine`."""
+class EnsembleJudge(BaseJudge):
+    """A judge that asks every member judge and combines their verdicts with `combine`; stateful when any
+    member is, and then it passes every kept sample on to its members."""
 
     def __init__(self, judges: Sequence[Judge], config: EnsembleConfig | None = None) -> None:
         if not judges:
@@ -94,6 +96,13 @@ class EnsembleJudge:
         self.judges = list(judges)
         self.config = config or EnsembleConfig()
         self.id = f"ensemble.{self.config.rule}"
+        self.capabilities = Capabilities(stateful=any(j.capabilities.stateful for j in self.judges))
+
+    def observe(self, sample: Sample) -> None:
+        """Tell every stateful member about a kept sample."""
+        for judge in self.judges:
+            if judge.capabilities.stateful:
+                judge.observe(sample)
 
     def judge_all(self, item: JudgeInput) -> tuple[Verdict, list[Verdict]]:
         """The combined verdict and the members' verdicts (in member order), for provenance."""

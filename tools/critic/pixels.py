@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from synthloop.tools.critic.base import JudgeInput
+from synthloop.tools.critic.base import BaseJudge, JudgeInput
 from synthloop.tools.masks import decode_rle_crop, rle_bbox
 from synthloop.tools.types import Decision, Instance, Verdict
 
@@ -36,7 +36,7 @@ def _verdict(judge_id: str, reasons: list[str], scores: dict[str, float]) -> Ver
                    scores=scores)
 
 
-class ImageQualityJudge:
+class ImageQualityJudge(BaseJudge):
     """Rejects constant, black, white, over-saturated and non-finite images (on a 1-in-64 strided view)."""
 
     id = "rules.image_quality"
@@ -154,7 +154,7 @@ def box_edge_evidence(image: np.ndarray, bbox: tuple[float, float, float, float]
     return min(steps) if steps else None
 
 
-class BoundaryEvidenceJudge:
+class BoundaryEvidenceJudge(BaseJudge):
     """Rejects masks and boxes whose outline finds no matching edge in the image (annotation off its object).
 
     min_edge / min_alignment: mask thresholds (both must fail to reject); min_box_step: box threshold;

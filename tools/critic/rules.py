@@ -11,7 +11,8 @@ from collections import Counter
 
 import numpy as np
 
-from synthloop.tools.critic.base import JudgeInput
+from synthloop.tools.backend import Capabilities
+from synthloop.tools.critic.base import BaseJudge, JudgeInput
 from synthloop.tools.geometry import iou, xywh_to_xyxy
 from synthloop.tools.masks import rle_area, rle_bbox
 from synthloop.tools.types import Decision, Instance, Sample, TaskSpec, Verdict
@@ -31,7 +32,7 @@ def _instances(item: JudgeInput) -> list[Instance]:
     return list(annotation.instances) if annotation is not None else []
 
 
-class GeometryJudge:
+class GeometryJudge(BaseJudge):
     """Rejects degenerate boxes and boxes that leave the image."""
 
     id = "rules.geometry"
@@ -58,7 +59,7 @@ class GeometryJudge:
         return _verdict(self.id, reasons, {"min_box_side_px": 0.0 if smallest == float("inf") else smallest})
 
 
-class MaskBoxJudge:
+class MaskBoxJudge(BaseJudge):
     """Rejects instances whose mask disagrees with their box or their stated area."""
 
     id = "rules.mask_box"
@@ -84,7 +85,7 @@ class MaskBoxJudge:
         return _verdict(self.id, reasons, {"min_mask_box_iou": worst})
 
 
-class OcclusionJudge:
+class OcclusionJudge(BaseJudge):
     """Rejects images with an object hidden (by occlusion or the image border) beyond a threshold."""
 
     id = "rules.occlusion"
@@ -107,7 +108,7 @@ class OcclusionJudge:
         return _verdict(self.id, reasons, {"min_visible_fraction": least})
 
 
-class ContentJudge:
+class ContentJudge(BaseJudge):
     """Rejects empty images (no visible object), blank images, and class counts outside the spec."""
 
     id = "rules.content"
@@ -137,7 +138,7 @@ class ContentJudge:
         return _verdict(self.id, reasons, {"pixel_std": std, "n_visible": float(len(visible))})
 
 
-class TruncationJudge:
+class TruncationJudge(BaseJudge):
     """Rejects objects cut off by the image border beyond a limit.
 
     With a known visible fraction (exact annotator: visible / full area) a border-touching instance is
@@ -182,7 +183,7 @@ class TruncationJudge:
         return _verdict(self.id, reasons, {"n_border_touching": float(touching)})
 
 
-class TinyObjectJudge:
+class TinyObjectJudge(BaseJudge):
     """Rejects visible objects whose area is below a fraction of the image area."""
 
     id = "rules.tiny"
@@ -213,7 +214,7 @@ def expected_class_shares(spec: TaskSpec) -> dict[str, float]:
     return {name: mean / total for name, mean in means.items()}
 
 
-class ClassBalanceJudge:
+class ClassBalanceJudge(BaseJudge):
     """Stateful and soft: flags samples that push the kept class histogram further from the spec's shares.
 
     The running histogram counts instances of the samples reported through `observe` (call it for every
@@ -226,7 +227,7 @@ class ClassBalanceJudge:
     """
 
     id = "rules.class_balance"
-    stateful = True  # depends on the samples kept before: judged in index order, never in parallel
+    capabilities = Capabilities(stateful=True)  # judged in index order, never in parallel
 
     def __init__(self, max_drift: float = 0.15, min_instances: int = 100) -> None:
         self.max_drift = max_drift

@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from synthloop.prompts import load_prompt
-from synthloop.tools.critic.base import JudgeInput
+from synthloop.tools.critic.base import BaseJudge, JudgeInput
 from synthloop.tools.critic.pairwise import PairwiseResult, Position, Vote, result_from_votes
 from synthloop.tools.llm.client import LLMClient, user_message
 from synthloop.tools.types import Annotation, Decision, TaskSpec, Verdict
@@ -212,7 +212,7 @@ def _temperature(samples: int, temperature: float | None) -> float | None:
 # -- judges -----------------------------------------------------------------------------------------------
 
 
-class VLMJudge:
+class VLMJudge(BaseJudge):
     """Pointwise VLM judge: reasons, realism and label scores, and accept / edit / reject for one sample."""
 
     def __init__(self, client: LLMClient, *, id: str = "vlm.pointwise", samples: int = 1,

@@ -19,7 +19,6 @@ from typing import Any
 from pydantic import BaseModel
 
 from synthloop.tools.export.base import Exporter
-from synthloop.tools.export.coco import CocoExporter
 from synthloop.tools.io import atomic_write_jsonl, atomic_write_text
 from synthloop.tools.types import ExportFormat, Sample, TaskSpec
 
@@ -75,17 +74,11 @@ def read_rejected(out_dir: Path) -> list[dict[str, Any]]:
 
 
 def make_exporter(fmt: ExportFormat | str) -> Exporter:
-    """A fresh exporter for one format; heavy dependencies load only when that format is used."""
-    fmt = ExportFormat(fmt)
-    if fmt is ExportFormat.coco:
-        return CocoExporter()
-    if fmt is ExportFormat.yolo:
-        from synthloop.tools.export.yolo import YoloExporter
+    """A fresh exporter for one format (through the exporter registry); heavy dependencies load only when
+    that format is used."""
+    from synthloop.tools.export.registry import EXPORTERS
 
-        return YoloExporter()
-    from synthloop.tools.export.hf import HFExporter
-
-    return HFExporter()
+    return EXPORTERS.build(str(ExportFormat(fmt).value if isinstance(fmt, ExportFormat) else fmt))
 
 
 def _export_format(out_dir: Path, spec: TaskSpec, fmt: ExportFormat, ordered: list[Sample]) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from synthloop.tools.backend import Backend, Capabilities
 from synthloop.tools.types import Layout, TaskSpec
 
 
@@ -12,7 +13,12 @@ class LayoutSampler(Protocol):
     """Places objects for one image. Same spec + seed → same layout."""
 
     id: str
+    capabilities: Capabilities
 
     def sample(self, spec: TaskSpec, seed: int) -> Layout:
         """Return a valid layout (in bounds, counts and overlap limits from the spec) for `seed`."""
         ...
+
+
+class BaseLayoutSampler(Backend):
+    """Defaults for layout samplers (id, options, capabilities)."""

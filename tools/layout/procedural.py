@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
+from synthloop.tools.layout.base import BaseLayoutSampler
 from synthloop.tools.types import Difficulty, Layout, LayoutObject, Relation, Task, TaskSpec
 
 MIN_BOX_PX = 8  # smaller boxes cannot show a recognisable shape (and the critic wants >= 4 px sides)
@@ -57,14 +59,23 @@ _inside = (_gx - 0.5) ** 2 + (_gy - 0.5) ** 2 <= 0.25
 _UNIT_POINTS = np.stack([_gx[_inside], _gy[_inside]], axis=1)
 
 
-class ProceduralLayoutSampler:
-    """Seeded procedural layouts; same spec + seed → identical layout.
+class ProceduralOptions(BaseModel):
+    """Options of the procedural layout sampler."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_tries: int = Field(default=40, ge=1, le=10_000, description="Placement attempts per object.")
+
+
+class ProceduralLayoutSampler(BaseLayoutSampler):
+    """Seeded procedural layouts (counts, sizes and overlap from the spec and its difficulty).
 
     max_tries: placement attempts per object before it is dropped (required objects also shrink
     between attempts, so a class's min_count is kept whenever space allows).
     """
 
     id = "procedural"
+    Options = ProceduralOptions
 
     def __init__(self, max_tries: int = 40) -> None:
         if max_tries < 1:

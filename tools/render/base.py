@@ -1,12 +1,19 @@
-"""The renderer protocol: a `Layout` in, pixels (and, where the renderer knows them, exact masks) out."""
+"""The renderer protocol: a `Layout` in, pixels (and, where the renderer knows them, exact masks) out.
+
+Renderers are batched: `render_batch` takes many requests at once (a GPU pipeline renders them in one call);
+`BaseRenderer` gives per-image backends a `render_batch` that loops over `render`. The execution engine
+(agent/engine.py) decides who calls what from which thread, using the declared `capabilities`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from synthloop.tools.backend import Backend, Capabilities
 from synthloop.tools.types import Layout, TaskSpec
 
 
@@ -20,6 +27,8 @@ class RenderResult:
     amodal_areas: full (unoccluded) pixel area per layout object, for occlusion checks; empty when unknown.
     backend: renderer id and model id, recorded as provenance.
     prompt: the text prompt used, if any.
+    info: JSON-ready provenance beyond ids (e.g. which cut-out each object came from, with its licence);
+        copied into the sample's `render_info`.
     """
 
     image: np.ndarray
@@ -27,14 +36,47 @@ class RenderResult:
     amodal_areas: list[int] = field(default_factory=list)
     backend: dict[str, str] = field(default_factory=dict)
     prompt: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """One image to render: the layout, the spec it belongs to, its seed and (for text-conditioned
+    renderers) its prompt. Same request → same pixels, whatever else is in the batch."""
+
+    layout: Layout
+    spec: TaskSpec
+    seed: int
+    prompt: str = ""
 
 
 @runtime_checkable
 class Renderer(Protocol):
-    """Turns a layout into an image. Same layout + spec + seed → same pixels."""
+    """Turns layouts into images. Same layout + spec + seed (+ prompt) → same pixels."""
 
     id: str
+    capabilities: Capabilities
 
-    def render(self, layout: Layout, spec: TaskSpec, seed: int) -> RenderResult:
+    def render(self, layout: Layout, spec: TaskSpec, seed: int, *, prompt: str = "") -> RenderResult:
         """Render `layout` at (layout.height, layout.width)."""
         ...
+
+    def render_batch(self, requests: Sequence[RenderRequest]) -> list[RenderResult]:
+        """Render every request, results in request order."""
+        ...
+
+
+class BaseRenderer(Backend):
+    """Defaults for renderers: a per-image `render_batch`."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def render(self, layout: Layout, spec: TaskSpec, seed: int, *, prompt: str = "") -> RenderResult:
+        """Render one layout (subclasses implement this or `render_batch`)."""
+        return self.render_batch([RenderRequest(layout, spec, seed, prompt)])[0]
+
+    def render_batch(self, requests: Sequence[RenderRequest]) -> list[RenderResult]:
+        """Render each request in turn."""
+        if type(self).render is BaseRenderer.render:
+            raise NotImplementedError(f"{type(self).__name__} implements neither render nor render_batch")
+        return [self.render(r.layout, r.spec, r.seed, prompt=r.prompt) for r in requests]

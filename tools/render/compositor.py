@@ -18,8 +18,10 @@ from collections import Counter
 
 import numpy as np
 from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
 
-from synthloop.tools.render.base import RenderResult
+from synthloop.tools.backend import Capabilities
+from synthloop.tools.render.base import BaseRenderer, RenderResult
 from synthloop.tools.render.compositor_scene import background, clutter, domain_randomise
 from synthloop.tools.render.compositor_shapes import (
     TEXTURES,
@@ -35,8 +37,20 @@ from synthloop.tools.types import Layout, LayoutObject, TaskSpec
 MODEL_ID = "procedural-v1"
 
 
-class CompositorRenderer:
-    """Procedural compositor with exact instance maps; same layout + spec + seed → identical pixels.
+class CompositorOptions(BaseModel):
+    """Options of the procedural compositor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_contrast: float = Field(default=70.0, ge=0.0, le=255.0,
+                                description="Least RGB distance between an object's mean colour and what it covers.")
+    blur_probability: float = Field(default=0.2, ge=0.0, le=1.0,
+                                    description="Chance of a slight Gaussian blur on the final image.")
+    noise: bool = Field(default=True, description="Add sensor noise to the final image.")
+
+
+class CompositorRenderer(BaseRenderer):
+    """Procedural shapes composited with exact instance maps; same layout + spec + seed → identical pixels.
 
     min_contrast: least RGB distance between an object's mean colour and the mean of what it covers.
     blur_probability: chance of a slight Gaussian blur on the final image.
@@ -44,6 +58,8 @@ class CompositorRenderer:
     """
 
     id = "compositor"
+    Options = CompositorOptions
+    capabilities = Capabilities(exact_labels=True, provides_masks=True)
 
     def __init__(self, min_contrast: float = 70.0, blur_probability: float = 0.2, noise: bool = True) -> None:
         if not 0.0 <= min_contrast <= 255.0:
@@ -54,8 +70,9 @@ class CompositorRenderer:
         self.blur_probability = blur_probability
         self.noise = noise
 
-    def render(self, layout: Layout, spec: TaskSpec, seed: int) -> RenderResult:
-        """Render `layout` at (layout.height, layout.width) with exact visible masks and amodal areas."""
+    def render(self, layout: Layout, spec: TaskSpec, seed: int, *, prompt: str = "") -> RenderResult:
+        """Render `layout` at (layout.height, layout.width) with exact visible masks and amodal areas (the
+        compositor draws no text: `prompt` is ignored)."""
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         width, height = layout.width, layout.height

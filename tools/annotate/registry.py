@@ -1,0 +1,9 @@
+"""Annotators by name (config `annotator:`); other packages add theirs under the `synthloop.annotators` entry
+point group."""
+
+from synthloop.tools.annotate.base import Annotator
+from synthloop.tools.backend import Registry
+
+ANNOTATORS: Registry[Annotator] = Registry("annotator", "synthloop.annotators", {
+    "exact": "synthloop.tools.annotate.exact:ExactAnnotator",
+})
