@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from synthloop.agent.deps import Deps
 from synthloop.agent.errors import UserInputError
 from synthloop.agent.state import RunState, Slot
-from synthloop.agent.store import load_kept, load_rejected, observe_kept, write_kept, write_rejected
+from synthloop.agent.store import load_kept, load_rejected, observe_kept, record_rejection, write_kept
 from synthloop.tools.annotate.base import AnnotateRequest
 from synthloop.tools.critic.base import JudgeInput
 from synthloop.tools.critic.best_of_n import pairwise_compare, pick_best
@@ -356,7 +356,7 @@ def critique(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
                 kept += 1
                 deps.report("kept", id=sample.id)
                 continue
-            row = write_rejected(deps.work_dir, deps.out_dir, sample)
+            row = record_rejection(deps.work_dir, deps.out_dir, sample)
             rejected += 1
             if sample.attempt + 1 < spec.budgets.max_attempts_per_image:
                 retry: Slot = {"index": sample.index, "attempt": sample.attempt + 1}

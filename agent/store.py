@@ -48,7 +48,7 @@ def rejected_row(sample: Sample, image_path: str) -> dict[str, Any]:
     }
 
 
-def write_rejected(work_dir: Path, out_dir: Path, sample: Sample) -> dict[str, Any]:
+def record_rejection(work_dir: Path, out_dir: Path, sample: Sample) -> dict[str, Any]:
     """Move the attempt's image to rejected/ and record why it was rejected; returns the row."""
     name = f"{sample.id}-a{sample.attempt}"
     image_rel = f"rejected/{name}.png"
