@@ -15,19 +15,17 @@ from export_testdata import make_samples, make_spec
 from pycocotools import mask as mask_utils
 
 from synthloop.tools.export.records import export_all
-from synthloop.tools.export.yolo import (
-    _simplify_open,
-    decode_rle_crop,
+from synthloop.tools.masks import encode_rle, rle_crops
+from synthloop.tools.polygons import (
     largest_component,
     largest_component_boxes,
     mask_polygon,
     ring_length,
-    rle_crops,
     rle_polygons,
+    simplify_polyline,
     simplify_ring,
     trace_outer_contour,
 )
-from synthloop.tools.masks import encode_rle
 
 
 def read_yolo_labels(path: Path) -> list[tuple[int, list[float]]]:
@@ -244,7 +242,7 @@ def test_rle_decoder_matches_pycocotools() -> None:
             assert (x0, y0) == (xs.min(), ys.min())
             assert crop.shape == (ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)  # the tight box
             assert np.array_equal(crop, mask[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]])
-            single, sx, sy = decode_rle_crop((height, width), rle.counts.encode())  # bytes work too
+            ((single, sx, sy),) = rle_crops((height, width), [rle.counts.encode()])  # bytes work too
             assert np.array_equal(single, crop) and (sx, sy) == (x0, y0)
 
 
@@ -293,7 +291,7 @@ def test_simplify_guarantees_the_tolerance_where_opencv_alone_does_not() -> None
         simplified = simplify_ring(ring, tolerance)
         assert _segment_distance(ring, simplified).max() <= tolerance + 1e-9
         line = ring[: max(3, len(ring) // 2)]
-        kept = _simplify_open(line, tolerance)
+        kept = simplify_polyline(line, tolerance)
         assert kept[0] == 0 and kept[-1] == len(line) - 1 and kept == sorted(set(kept))
         for i, j in itertools.pairwise(kept):  # Douglas–Peucker's promise: near the chord's line
             (ax, ay), (bx, by) = line[i], line[j]

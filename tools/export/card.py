@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from synthloop.tools.export.yolo import rle_crops
 from synthloop.tools.io import atomic_write_png, atomic_write_text
+from synthloop.tools.masks import rle_crops
 from synthloop.tools.types import Instance, Sample, TaskSpec
 
 SMALL_AREA, MEDIUM_AREA = 32**2, 96**2  # COCO's area thresholds

@@ -197,7 +197,7 @@ def _yolo_box(values: list[float], polygon: bool) -> tuple[float, float, float, 
 
 def _expected_yolo_boxes(anns: list[dict[str, Any]], image: dict[str, Any], polygon: bool) -> list[tuple[float, ...]]:
     """Normalised xyxy box each annotation's YOLO line should have (the masks of one image in one pass)."""
-    from synthloop.tools.export.yolo import largest_component_boxes
+    from synthloop.tools.polygons import largest_component_boxes
 
     width, height = image["width"], image["height"]
     boxes = [tuple(ann["bbox"]) for ann in anns]
