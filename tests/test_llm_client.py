@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from fake_openai_server import FakeOpenAIServer
@@ -27,12 +26,6 @@ class Pet(BaseModel):
 
 
 MESSAGES = [{"role": "user", "content": "Describe a pet as JSON."}]
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as fake:
-        yield fake
 
 
 def make_client(base_url: str, **kwargs: object) -> LLMClient:

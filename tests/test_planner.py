@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fake_openai_server import FakeOpenAIServer
 
@@ -304,12 +302,6 @@ def test_grounding_accepts_what_the_request_backs() -> None:
 
 
 # --- through a scripted LLM endpoint ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as fake:
-        yield fake
 
 
 def client_for(server: FakeOpenAIServer) -> LLMClient:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -25,12 +24,6 @@ H = W = 64
 SPEC = TaskSpec(objects=[ObjectSpec(name="cup", min_count=1, max_count=2), ObjectSpec(name="plate")],
                 width=W, height=H, scene="kitchen table")
 RED, BLUE = (200, 30, 30), (30, 30, 200)
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as fake:
-        yield fake
 
 
 def client(server: FakeOpenAIServer, **kwargs: object) -> LLMClient:
