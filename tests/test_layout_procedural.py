@@ -144,25 +144,28 @@ def test_scene_graph_relations_follow_the_rules() -> None:
             a, b = layout.objects[r.subject], layout.objects[r.object]
             assert r.subject != r.object
             predicates.add(r.predicate)
+            centre_a = ((a.box[0] + a.box[2]) / 2, (a.box[1] + a.box[3]) / 2)
+            centre_b = ((b.box[0] + b.box[2]) / 2, (b.box[1] + b.box[3]) / 2)
+            overlap = a.box[0] < b.box[2] and b.box[0] < a.box[2] and a.box[1] < b.box[3] and b.box[1] < a.box[3]
             if r.predicate == "left of":
-                assert a.box[2] <= b.box[0]
+                assert centre_a[0] < b.box[0] and centre_b[0] > a.box[2]
             elif r.predicate == "right of":
-                assert b.box[2] <= a.box[0]
+                assert centre_a[0] > b.box[2] and centre_b[0] < a.box[0]
             elif r.predicate == "above":
-                assert a.box[3] <= b.box[1]
+                assert centre_a[1] < b.box[1] and centre_b[1] > a.box[3]
             elif r.predicate == "below":
-                assert b.box[3] <= a.box[1]
-            elif r.predicate == "in front of":
-                overlap = (
-                    a.box[0] < b.box[2]
-                    and b.box[0] < a.box[2]
-                    and a.box[1] < b.box[3]
-                    and b.box[1] < a.box[3]
-                )
+                assert centre_a[1] > b.box[3] and centre_b[1] < a.box[1]
+            elif r.predicate in ("in front of", "inside"):
                 assert overlap and a.depth > b.depth
+            elif r.predicate == "behind":
+                assert overlap and a.depth < b.depth
+            elif r.predicate in ("on", "under"):
+                assert (a.box[1] < b.box[1]) == (r.predicate == "on")
+            elif r.predicate == "near":
+                assert not overlap
             else:
                 raise AssertionError(f"unexpected predicate {r.predicate!r}")
-    assert predicates == {"left of", "right of", "above", "below", "in front of"}
+    assert {"left of", "right of", "above", "below", "in front of", "behind", "near"} <= predicates
 
 
 def test_no_relations_without_the_scene_graph_task() -> None:

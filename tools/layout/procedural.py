@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from synthloop.tools.annotate.language.describe import regions_of
+from synthloop.tools.annotate.language.relations import rule_relations
 from synthloop.tools.layout.base import BaseLayoutSampler
 from synthloop.tools.types import Difficulty, Layout, LayoutObject, Relation, Task, TaskSpec
 
@@ -92,7 +94,7 @@ class ProceduralLayoutSampler(BaseLayoutSampler):
             LayoutObject(category=name, box=box, depth=depth, attributes=list(attrs))
             for depth, (name, attrs, box) in enumerate(placed)
         ]
-        relations = spatial_relations(objects) if Task.scene_graph in spec.tasks else []
+        relations = spatial_relations(objects, spec.width, spec.height) if Task.scene_graph in spec.tasks else []
         return Layout(
             width=spec.width,
             height=spec.height,
@@ -195,45 +197,13 @@ def occluded_fraction(back: tuple[float, ...], front: list[tuple[float, ...]]) -
     return float(covered.mean())
 
 
-def spatial_relations(objects: list[LayoutObject]) -> list[Relation]:
-    """Rule-based relations between nearby objects: left/right of, above/below, in front of.
+def spatial_relations(objects: list[LayoutObject], width: int = 1, height: int = 1) -> list[Relation]:
+    """Relations a layout asks for, by the same rules that verify annotations (`annotate.language.relations`).
 
-    An overlapping pair gives "in front of" (the higher depth is the subject); a separated pair gives the
-    dominant axis' relation. Each object is the subject of at most MAX_RELATIONS_PER_OBJECT relations, taken
-    from its nearest neighbours.
+    Boxes are scaled to `width` × `height` pixels first (so "left of" vs "above" is judged on the image's
+    real aspect); there are no masks yet, so depth relations need clearly overlapping boxes. Each object is
+    the subject of at most MAX_RELATIONS_PER_OBJECT relations, strongest predicates and nearest pairs first.
     """
-    relations: list[Relation] = []
-    centres = [((o.box[0] + o.box[2]) / 2, (o.box[1] + o.box[3]) / 2) for o in objects]
-    for i, subject in enumerate(objects):
-        others = sorted(
-            (j for j in range(len(objects)) if j != i),
-            key=lambda j: (centres[j][0] - centres[i][0]) ** 2 + (centres[j][1] - centres[i][1]) ** 2,
-        )
-        found = 0
-        for j in others:
-            if found >= MAX_RELATIONS_PER_OBJECT:
-                break
-            predicate = _relation(subject, objects[j])
-            if predicate is not None:
-                relations.append(Relation(subject=i, predicate=predicate, object=j))
-                found += 1
-    return relations
-
-
-def _relation(a: LayoutObject, b: LayoutObject) -> str | None:
-    """The predicate for "a <predicate> b", or None when no rule is unambiguous."""
-    if _overlaps(a.box, b.box):
-        return "in front of" if a.depth > b.depth else None
-    dx = (a.box[0] + a.box[2] - b.box[0] - b.box[2]) / 2
-    dy = (a.box[1] + a.box[3] - b.box[1] - b.box[3]) / 2
-    if abs(dx) >= abs(dy):
-        if a.box[2] <= b.box[0]:
-            return "left of"
-        if b.box[2] <= a.box[0]:
-            return "right of"
-        return None
-    if a.box[3] <= b.box[1]:
-        return "above"
-    if b.box[3] <= a.box[1]:
-        return "below"
-    return None
+    boxes = [(o.box[0] * width, o.box[1] * height, o.box[2] * width, o.box[3] * height) for o in objects]
+    regions = regions_of(boxes, [o.depth for o in objects])
+    return rule_relations(regions, max_per_subject=MAX_RELATIONS_PER_OBJECT)

@@ -1,0 +1,1 @@
+"""Language labels (captions, referring expressions, scene-graph relations) grounded in the layout."""
