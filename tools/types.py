@@ -123,7 +123,7 @@ class TaskSpec(_Frozen):
     width: int = Field(default=512, ge=MIN_SIDE, le=MAX_SIDE)
     height: int = Field(default=512, ge=MIN_SIDE, le=MAX_SIDE)
     tasks: list[Task] = Field(default_factory=lambda: [Task.detection], min_length=1, max_length=6)
-    formats: list[ExportFormat] = Field(default_factory=lambda: [ExportFormat.coco], min_length=1, max_length=3)
+    formats: list[ExportFormat] = Field(default_factory=lambda: [ExportFormat.coco], min_length=1, max_length=4)
     scene: str = Field(default="", max_length=300)
     style: str = Field(default="", max_length=300)
     difficulty: Difficulty = Difficulty.medium
