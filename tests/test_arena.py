@@ -69,17 +69,16 @@ def test_arena_ranks_configs_with_the_rule_fallback(tmp_path: Path, files: dict[
     assert spec_run["difficulty"] == "hard" and spec_run["seed"] == 3 and spec_run["n_images"] == 3
 
 
-def test_arena_with_a_scripted_vlm_judge(tmp_path: Path, files: dict[str, Path]) -> None:
-    with FakeOpenAIServer() as server:
-        for _ in range(2):  # 2 images × both orders; "easy" (contestant a) always wins on content
-            server.queue_json({"reasons": ["a is cleaner"], "winner": "first"})
-            server.queue_json({"reasons": ["a is cleaner"], "winner": "second"})
-        result = synthloop("arena", str(files["spec"]), "--config", str(files["easy"]), "--config",
-                           str(files["hard"]), "--n", "2", "--bootstrap", "20",
-                           env={"SYNTHLOOP_VLM_BASE_URL": server.base_url, "SYNTHLOOP_VLM_MODEL": "fake-vlm"})
-        assert result.returncode == 0, result.stderr
-        assert len(server.requests) == 4 and server.pending == 0
-        assert server.requests[0]["body"]["model"] == "fake-vlm"
+def test_arena_with_a_scripted_vlm_judge(files: dict[str, Path], server: FakeOpenAIServer) -> None:
+    for _ in range(2):  # 2 images × both orders; "easy" (contestant a) always wins on content
+        server.queue_json({"reasons": ["a is cleaner"], "winner": "first"})
+        server.queue_json({"reasons": ["a is cleaner"], "winner": "second"})
+    result = synthloop("arena", str(files["spec"]), "--config", str(files["easy"]), "--config",
+                       str(files["hard"]), "--n", "2", "--bootstrap", "20",
+                       env={"SYNTHLOOP_VLM_BASE_URL": server.base_url, "SYNTHLOOP_VLM_MODEL": "fake-vlm"})
+    assert result.returncode == 0, result.stderr
+    assert len(server.requests) == 4 and server.pending == 0
+    assert server.requests[0]["body"]["model"] == "fake-vlm"
     rows = table(result.stdout)
     assert rows["easy"][0] == "1" and rows["easy"][5:9] == ["4", "0", "0", "4"]
     assert rows["hard-mode"][5:9] == ["0", "4", "0", "4"]

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from export_testdata import make_samples, make_spec
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
+from helpers_coco import ground_truth_as_predictions_ap, load_coco
 
 from synthloop.tools.export.coco import CocoExporter
 from synthloop.tools.export.records import export_all
@@ -28,36 +25,13 @@ def _export(out: Path, n: int = 8) -> tuple:
     return spec, samples
 
 
-def _quiet_coco(path: Path) -> COCO:
-    with contextlib.redirect_stdout(io.StringIO()):
-        return COCO(str(path))
-
-
-def _ap(gt: COCO, iou_type: str) -> float:
-    preds = []
-    for ann in gt.dataset["annotations"]:
-        pred = {"image_id": ann["image_id"], "category_id": ann["category_id"], "score": 1.0}
-        if iou_type == "bbox":
-            pred["bbox"] = ann["bbox"]
-        else:
-            pred["segmentation"] = gt.annToRLE(ann)  # polygons (box-only instances) as RLE too
-        preds.append(pred)
-    with contextlib.redirect_stdout(io.StringIO()):
-        dt = gt.loadRes(preds)
-        ev = COCOeval(gt, dt, iou_type)
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return float(ev.stats[0])
-
-
 @pytest.mark.parametrize("iou_type", ["bbox", "segm"])
 @pytest.mark.parametrize("split", ["train", "val"])
 def test_ground_truth_as_predictions_scores_ap_one(tmp_path: Path, iou_type: str, split: str) -> None:
     _export(tmp_path)
-    gt = _quiet_coco(tmp_path / "annotations" / f"instances_{split}.json")
+    gt = load_coco(tmp_path / "annotations" / f"instances_{split}.json")
     assert gt.dataset["annotations"], "the fixture must give this split objects"
-    assert _ap(gt, iou_type) == pytest.approx(1.0)
+    assert ground_truth_as_predictions_ap(gt, iou_type) == pytest.approx(1.0)
 
 
 def test_file_contents_follow_the_contract(tmp_path: Path) -> None:
@@ -89,7 +63,7 @@ def test_file_contents_follow_the_contract(tmp_path: Path) -> None:
 
 def test_empty_split_gets_a_valid_file(tmp_path: Path) -> None:
     _export(tmp_path)
-    gt = _quiet_coco(tmp_path / "annotations" / "instances_test.json")
+    gt = load_coco(tmp_path / "annotations" / "instances_test.json")
     assert gt.dataset["images"] == [] and gt.dataset["annotations"] == []
     assert len(gt.dataset["categories"]) == 3
 
@@ -127,7 +101,7 @@ def test_bad_samples_are_refused(tmp_path: Path) -> None:
 
 def test_rle_area_matches_the_mask(tmp_path: Path) -> None:
     _export(tmp_path)
-    gt = _quiet_coco(tmp_path / "annotations" / "instances_train.json")
+    gt = load_coco(tmp_path / "annotations" / "instances_train.json")
     for ann in gt.dataset["annotations"]:
         if isinstance(ann["segmentation"], dict):
             assert int(np.count_nonzero(gt.annToMask(ann))) == ann["area"]
