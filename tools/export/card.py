@@ -8,6 +8,7 @@ DIR/card_class_balance.png    instances per class, bars stacked by split
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 from collections import Counter
@@ -307,9 +308,63 @@ def write_card(
         md.append("\n## Timings and figures\n")
         md.append(_table(["figure", "value"], [[_fmt_value(k), _fmt_value(v)] for k, v in extra.items()]))
 
+    realism = realism_section(out_dir)
+    if realism:
+        md.append(realism)
+
     md.append("\n## Samples\n")
     md.append(f"First {min(len(samples), GRID_MAX)} images by id, boxes and mask outlines drawn per class.\n")
     md.append("\n![samples](card_samples.png)\n")
     path = out_dir / "card.md"
     atomic_write_text(path, "\n\n".join(part.strip("\n") for part in md) + "\n")
+    return path
+
+
+# ------------------------------------------------------------------------------------------- realism
+
+REALISM_HEADING = "## Realism"
+
+
+def realism_section(out_dir: Path) -> str | None:
+    """The card's realism section from DIR/realism.json (`synthloop eval realism`); None when it is absent."""
+    try:
+        data = json.loads((Path(out_dir) / "realism.json").read_text(encoding="utf-8"))
+        aware, agnostic = data["recall"]["class_aware"], data["recall"]["class_agnostic"]
+        names: dict[str, list[str]] = {}
+        for name, coco in data["mapping"].items():
+            names.setdefault(coco, []).append(name)
+
+        def cell(r: Mapping[str, Any]) -> str:
+            interval = f" [{r['interval'][0]:.2f}, {r['interval'][1]:.2f}]" if r.get("interval") else ""
+            return "-" if r["recall"] is None else f"{r['recall']:.3f}{interval}"
+
+        rows = [[_fmt_value(", ".join(names.get(c, ["all"]))), c if c in names else "",
+                 aware[c]["total"], cell(aware[c]), cell(agnostic[c])] for c in [*sorted(names), "all"] if c in aware]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    md = [f"{REALISM_HEADING}\n",
+          f"Recall of a real COCO-trained detector ({_fmt_value(data.get('detector'))}) on this dataset's objects at "
+          f"IoU ≥ {data.get('iou_threshold')} and score ≥ {data.get('min_score')}, with 95% bootstrap intervals "
+          "over images: a floor on how recognisable the objects are.\n",
+          _table(["class", "COCO class", "objects", "class-aware recall", "class-agnostic recall"], rows)]
+    if data.get("unmapped"):
+        md.append("Not scored (no COCO class): " + _fmt_value(", ".join(data["unmapped"])) + ".\n")
+    return "\n".join(md)
+
+
+def refresh_realism_section(out_dir: Path) -> Path | None:
+    """Put the realism section into an existing card.md (replacing an older one); its path, or None."""
+    path = Path(out_dir) / "card.md"
+    section = realism_section(out_dir)
+    if section is None or not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8")
+    start = text.find(f"\n{REALISM_HEADING}\n")
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + (text[end:] if end >= 0 else "\n")
+    at = text.find("\n## Samples\n")
+    at = at if at >= 0 else len(text.rstrip("\n"))
+    text = text[:at].rstrip("\n") + "\n\n" + section.strip("\n") + "\n\n" + text[at:].lstrip("\n")
+    atomic_write_text(path, text.rstrip("\n") + "\n")
     return path
