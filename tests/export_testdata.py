@@ -3,6 +3,12 @@
 Each image paints its objects back to front, so masks are what stays visible: some instances are split in two
 by an occluder, one is a ring with a hole, one is hidden completely (area 0), one has no mask (box only),
 and one image is empty. The `test` split has no samples (its COCO file must still be valid).
+
+With `rich=True` the samples also carry what the language and model annotators add (built here by hand, from
+the drawn geometry): grounded captions, a referring expression per object (one for the hidden square too,
+which the exports must leave out), left-of / above relations, and a certificate on every instance, some below
+the semantic ignore threshold; one image gets an extra model ("sam") mask of another class overlapping a drawn
+object, so the semantic map has an ambiguous region.
 """
 
 from __future__ import annotations
@@ -16,11 +22,14 @@ from synthloop.tools.io import atomic_write_png
 from synthloop.tools.masks import encode_rle, mask_bbox
 from synthloop.tools.types import (
     Annotation,
+    Certificate,
     ExportFormat,
     Instance,
     Layout,
     LayoutObject,
     ObjectSpec,
+    ReferringExpression,
+    Relation,
     Sample,
     Splits,
     Task,
@@ -87,10 +96,92 @@ def _scene(
     return objects
 
 
+ALL_TASKS = (
+    "detection",
+    "instance_segmentation",
+    "semantic_segmentation",
+    "captioning",
+    "referring_expressions",
+    "scene_graph",
+)
+LOW_AGREEMENT = 0.3  # below the semantic export's ignore threshold
+
+
+def _plural(name: str, count: int) -> str:
+    return name if count == 1 else f"{name}s"
+
+
+def _rich_annotation(index: int, instances: list[Instance], width: int, height: int) -> Annotation:
+    """Captions, referring expressions, relations and certificates for the instances of one image."""
+    visible = [k for k, inst in enumerate(instances) if inst.area > 0]
+    counts: dict[str, int] = {}
+    for k in visible:
+        counts[instances[k].category] = counts.get(instances[k].category, 0) + 1
+    listed = " and ".join(f"{c} {_plural(name, c)}" for name, c in sorted(counts.items()))
+    captions = (
+        [f"{listed} on a grey background.", f"A grey picture with {listed}."]
+        if counts
+        else ["An empty grey background."]
+    )
+    certified = []
+    for k, inst in enumerate(instances):
+        agreement = LOW_AGREEMENT if (index + k) % 3 == 2 else 1.0
+        sources = {"layout": 1.0, "render_mask": 1.0 if inst.segmentation is not None else 0.0}
+        certified.append(inst.model_copy(update={"certificate": Certificate(sources=sources, agreement=agreement)}))
+    referring = []
+    for k, inst in enumerate(instances):
+        x, _, w, _ = inst.bbox
+        side = "left" if x + w / 2 < width / 2 else "right"
+        referring.append(
+            ReferringExpression(
+                instance=k, sentences=[f"The {inst.category} on the {side}.", f"{side} {inst.category}"]
+            )
+        )
+    relations = []
+    for a in range(len(instances)):
+        for b in range(len(instances)):
+            ax, ay, aw, ah = instances[a].bbox
+            bx, by, _, _ = instances[b].bbox
+            if a != b and ax + aw <= bx:
+                relations.append(Relation(subject=a, predicate="left of", object=b, source="rule"))
+            elif a != b and ay + ah <= by:
+                relations.append(Relation(subject=a, predicate="above", object=b, source="vlm", score=0.8))
+    return Annotation(instances=certified, captions=captions, referring=referring, relations=relations)
+
+
+def _overlapping_model_mask(instances: list[Instance], width: int, height: int) -> Instance | None:
+    """A 'sam' mask of another class over the right half of the first visible drawn mask."""
+    first = next((inst for inst in instances if inst.segmentation is not None), None)
+    if first is None:
+        return None
+    x, y, w, h = (int(v) for v in first.bbox)
+    mask = np.zeros((height, width), dtype=bool)
+    mask[y : y + h, x + w // 2 : min(width, x + w + 6)] = True
+    other = next(name for name in CLASSES if name != first.category)
+    return Instance(
+        category=other,
+        bbox=mask_bbox(mask),
+        area=int(mask.sum()),
+        segmentation=encode_rle(mask),
+        source="sam",
+        certificate=Certificate(sources={"sam_iou": 0.9}, agreement=0.9),
+    )
+
+
 def make_samples(
-    out_dir: Path, n: int = 8, seed: int = 0, width: int = WIDTH, height: int = HEIGHT
+    out_dir: Path,
+    n: int = 8,
+    seed: int = 0,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    *,
+    rich: bool = False,
 ) -> list[Sample]:
-    """Draw `n` images under out_dir/images/{split}/ and return their samples (ids s000, s001, ...)."""
+    """Draw `n` images under out_dir/images/{split}/ and return their samples (ids s000, s001, ...).
+
+    `rich`: add captions, referring expressions, relations, certificates and one overlapping model mask
+    (see the module docstring).
+    """
     rng = np.random.default_rng(seed)
     samples = []
     for index in range(n):
@@ -118,6 +209,12 @@ def make_samples(
                     layout_index=k,
                 )
             )
+        annotation = Annotation(instances=instances, captions=[f"{len(objects)} shapes"])
+        if rich:
+            if index == 5:
+                extra = _overlapping_model_mask(instances, width, height)
+                instances = [*instances, extra] if extra is not None else instances
+            annotation = _rich_annotation(index, instances, width, height)
         image_path = f"images/{split}/{sample_id}.png"
         atomic_write_png(out_dir / image_path, pixels)
         layout = Layout(
@@ -140,7 +237,7 @@ def make_samples(
                 width=width,
                 height=height,
                 layout=layout,
-                annotation=Annotation(instances=instances, captions=[f"{len(objects)} shapes"]),
+                annotation=annotation,
                 backend={"renderer": "test-painter", "annotator": "exact"},
                 prompt="shapes",
             )

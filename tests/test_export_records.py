@@ -49,4 +49,4 @@ def test_export_all_writes_coco_always_and_only_the_formats_asked(tmp_path: Path
 
 def test_export_all_refuses_an_unknown_format(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
-        export_all(tmp_path, make_spec(), make_samples(tmp_path, 2), formats=["voc"])
+        export_all(tmp_path, make_spec(), make_samples(tmp_path, 2), formats=["pascal"])

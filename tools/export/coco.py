@@ -12,11 +12,17 @@ Each file is a standard COCO instances file that pycocotools loads:
   width, height, plus `sample_id` (the manifest key) and `caption` when the sample has one;
 - `annotations`: id 1..m in (image, instance) order, bbox xywh floats in pixels, area = mask area,
   segmentation = the instance's RLE ({size, counts} with string counts) or, when it has no mask, its box as a
-  polygon; iscrowd 0. Instances with area 0 are skipped (nothing visible to annotate).
+  polygon; iscrowd 0; plus `certificate` = {sources: {source: evidence in [0, 1]}, agreement} only when the
+  instance carries one (a run without certificates writes exactly the standard keys). Instances with area 0
+  are skipped (nothing visible to annotate).
+
+The task outputs (captions, refs, scene graphs) use the same ids: `split_ids` numbers images and annotations
+exactly as this file does.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -49,13 +55,57 @@ def box_polygon(bbox: tuple[float, float, float, float]) -> list[list[float]]:
     return [[x, y, x + w, y, x + w, y + h, x, y + h]]
 
 
+def category_ids(spec: TaskSpec) -> dict[str, int]:
+    """COCO category id of each class name (index in `spec.class_names` + 1)."""
+    return {name: i + 1 for i, name in enumerate(spec.class_names)}
+
+
+def exported_instances(sample: Sample) -> list[tuple[int, Instance]]:
+    """(index in `annotation.instances`, instance) of the instances the exports contain (area > 0)."""
+    instances = sample.annotation.instances if sample.annotation is not None else []
+    return [(k, inst) for k, inst in enumerate(instances) if inst.area != 0]
+
+
+@dataclass(frozen=True)
+class ImageIds:
+    """COCO ids of one sample: its image id and the annotation id of each exported instance (by its index)."""
+
+    image_id: int
+    ann_ids: dict[int, int]
+
+
+def split_ids(exported: dict[str, list[int]]) -> dict[str, ImageIds]:
+    """Image and annotation ids of one split's samples, numbered as `build_coco` numbers them.
+
+    `exported` maps each sample id to the indices of its exported instances (`exported_instances`).
+    """
+    ids: dict[str, ImageIds] = {}
+    next_ann = 1
+    for image_id, sample_id in enumerate(sorted(exported), start=1):
+        indices = exported[sample_id]
+        ids[sample_id] = ImageIds(image_id, {k: next_ann + n for n, k in enumerate(indices)})
+        next_ann += len(indices)
+    return ids
+
+
+def image_record(sample: Sample, image_id: int) -> dict[str, Any]:
+    """The COCO `images` entry of a sample (without the caption the instances file adds)."""
+    return {
+        "id": image_id,
+        "file_name": image_file_name(sample),
+        "width": sample.width,
+        "height": sample.height,
+        "sample_id": sample.id,
+    }
+
+
 def instance_record(instance: Instance, ann_id: int, image_id: int, category_id: int) -> dict[str, Any]:
-    """One COCO annotation dict for an instance."""
+    """One COCO annotation dict for an instance (with its `certificate` when it has one)."""
     if instance.segmentation is not None:
         segmentation: Any = {"size": list(instance.segmentation.size), "counts": instance.segmentation.counts}
     else:
         segmentation = box_polygon(instance.bbox)
-    return {
+    record: dict[str, Any] = {
         "id": ann_id,
         "image_id": image_id,
         "category_id": category_id,
@@ -64,31 +114,26 @@ def instance_record(instance: Instance, ann_id: int, image_id: int, category_id:
         "segmentation": segmentation,
         "iscrowd": 0,
     }
+    if instance.certificate is not None:
+        record["certificate"] = instance.certificate.model_dump(mode="json")
+    return record
 
 
 def build_coco(spec: TaskSpec, samples: list[Sample]) -> dict[str, Any]:
     """The COCO dict for the samples of one split (sorted here by sample id)."""
-    category_ids = {name: i + 1 for i, name in enumerate(spec.class_names)}
+    class_ids = category_ids(spec)
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     for image_id, sample in enumerate(sorted(samples, key=lambda s: s.id), start=1):
-        image: dict[str, Any] = {
-            "id": image_id,
-            "file_name": image_file_name(sample),
-            "width": sample.width,
-            "height": sample.height,
-            "sample_id": sample.id,
-        }
+        image = image_record(sample, image_id)
         if sample.annotation is not None and sample.annotation.caption is not None:
             image["caption"] = sample.annotation.caption
         images.append(image)
-        for instance in sample.annotation.instances if sample.annotation is not None else []:
-            if instance.area == 0:
-                continue
-            if instance.category not in category_ids:
+        for _, instance in exported_instances(sample):
+            if instance.category not in class_ids:
                 raise ValueError(f"sample {sample.id}: class '{instance.category}' is not in the spec")
             annotations.append(
-                instance_record(instance, len(annotations) + 1, image_id, category_ids[instance.category])
+                instance_record(instance, len(annotations) + 1, image_id, class_ids[instance.category])
             )
     return {
         "info": {"description": spec.request or "synthloop dataset", "version": FORMAT_VERSION},
@@ -96,7 +141,7 @@ def build_coco(spec: TaskSpec, samples: list[Sample]) -> dict[str, Any]:
         "images": images,
         "annotations": annotations,
         "categories": [
-            {"id": cid, "name": name, "supercategory": "object"} for name, cid in category_ids.items()
+            {"id": cid, "name": name, "supercategory": "object"} for name, cid in class_ids.items()
         ],
     }
 

@@ -6,10 +6,15 @@ On-disk layout (under the output directory DIR):
                                       the spec: train / val / test); a description with the class names
     DIR/hf/{split}/{id}.png           hard link to DIR/images/{split}/{id}.png (a copy where links fail)
     DIR/hf/{split}/metadata.jsonl     one row per image, sorted by id
+    DIR/hf/{split}/semantic/{id}.png  when semantic_segmentation is in spec.tasks: the image's class map (as
+                                      `semantic/{split}/{id}.png`: pixel = COCO category id, 0 background,
+                                      255 ignore), loaded as the `semantic` image column
 
 A metadata row: file_name, image_id (the COCO image id), sample_id, width, height, caption ("" when none),
 objects = {id (COCO annotation id), category (class index, as YOLO), category_name, bbox (xywh px, COCO),
-area (mask area), rle (COCO RLE counts string, size = (height, width); "" when the instance has no mask)}.
+area (mask area), rle (COCO RLE counts string, size = (height, width); "" when the instance has no mask)};
+with semantic segmentation also semantic_file_name ("semantic/{id}.png", which `datasets` turns into the
+`semantic` column).
 
 Load it with `datasets.load_dataset(str(DIR / "hf"))` (README config: splits keep their names; pass
 `features=hf_features(spec)` to get `category` as a ClassLabel) or
@@ -25,22 +30,30 @@ from typing import Any
 
 import yaml
 
-from synthloop.tools.export.coco import FORMAT_VERSION
-from synthloop.tools.io import atomic_link_or_copy, atomic_write_jsonl, atomic_write_text
-from synthloop.tools.types import Sample, TaskSpec
+from synthloop.tools.export.coco import FORMAT_VERSION, category_ids
+from synthloop.tools.export.semantic import sample_semantic_map
+from synthloop.tools.io import atomic_link_or_copy, atomic_write_jsonl, atomic_write_png, atomic_write_text
+from synthloop.tools.types import Sample, Task, TaskSpec
+
+SEMANTIC_DIR = "semantic"
 
 
 def metadata_row(
-    sample: Sample, image_id: int, first_ann_id: int, class_ids: dict[str, int]
+    sample: Sample, image_id: int, first_ann_id: int, class_ids: dict[str, int], *, semantic: bool = False
 ) -> dict[str, Any]:
-    """The metadata.jsonl row of one sample; annotation ids count on from `first_ann_id` as in COCO."""
+    """The metadata.jsonl row of one sample; annotation ids count on from `first_ann_id` as in COCO.
+
+    With `semantic`, the row names the sample's class map (`semantic_file_name`).
+    """
     instances = [i for i in (sample.annotation.instances if sample.annotation else []) if i.area > 0]
     for inst in instances:
         if inst.category not in class_ids:
             raise ValueError(f"sample {sample.id}: class '{inst.category}' is not in the spec")
     caption = sample.annotation.caption if sample.annotation and sample.annotation.caption else ""
-    return {
-        "file_name": Path(sample.image_path).name,
+    row: dict[str, Any] = {"file_name": Path(sample.image_path).name}
+    if semantic:
+        row["semantic_file_name"] = f"{SEMANTIC_DIR}/{Path(sample.image_path).stem}.png"
+    return row | {
         "image_id": image_id,
         "sample_id": sample.id,
         "width": sample.width,
@@ -80,6 +93,11 @@ def readme_text(spec: TaskSpec, splits: list[str]) -> str:
         "`id`, `category` (class index), `category_name`, `bbox` (COCO xywh, pixels), `area` (mask area) and "
         "`rle` (COCO RLE counts, size (height, width); empty without a mask).\n"
     )
+    if Task.semantic_segmentation in spec.tasks:
+        body += (
+            "\n`semantic`: the class map of the image (one channel, pixel = COCO category id = class index + 1, "
+            "0 background, 255 ignore).\n"
+        )
     return "---\n" + yaml.safe_dump(header, sort_keys=False, allow_unicode=True) + "---\n\n" + body
 
 
@@ -87,9 +105,11 @@ def hf_features(spec: TaskSpec) -> Any:
     """`datasets.Features` of the export with `objects.category` as a ClassLabel (imports `datasets`)."""
     from datasets import ClassLabel, Features, Image, List, Value
 
+    semantic = {"semantic": Image()} if Task.semantic_segmentation in spec.tasks else {}
     return Features(
         {
             "image": Image(),
+            **semantic,
             "image_id": Value("int64"),
             "sample_id": Value("string"),
             "width": Value("int64"),
@@ -137,24 +157,30 @@ class HFExporter:
             raise RuntimeError("HFExporter.close called before setup")
         hf_dir = self._out_dir / "hf"
         class_ids = {name: i for i, name in enumerate(self._spec.class_names)}
+        semantic = Task.semantic_segmentation in self._spec.tasks
+        coco_ids = category_ids(self._spec)
         written: set[Path] = set()
         for split, samples in self._by_split.items():
             rows = []
             ann_id = 1
             for image_id, sample in enumerate(sorted(samples, key=lambda s: s.id), start=1):
-                row = metadata_row(sample, image_id, ann_id, class_ids)
+                row = metadata_row(sample, image_id, ann_id, class_ids, semantic=semantic)
                 ann_id += len(row["objects"]["id"])
                 target = hf_dir / split / row["file_name"]
                 atomic_link_or_copy(self._out_dir / sample.image_path, target)
                 written.add(target)
+                if semantic:
+                    label_map = hf_dir / split / row["semantic_file_name"]
+                    atomic_write_png(label_map, sample_semantic_map(sample, coco_ids))
+                    written.add(label_map)
                 rows.append(row)
             if rows:
                 atomic_write_jsonl(hf_dir / split / "metadata.jsonl", rows)
                 written.add(hf_dir / split / "metadata.jsonl")
-            folder = hf_dir / split
-            if folder.is_dir():
-                for path in folder.iterdir():
-                    if path.is_file() and path not in written:
-                        path.unlink()
+            for folder in (hf_dir / split, hf_dir / split / SEMANTIC_DIR):
+                if folder.is_dir():
+                    for path in folder.iterdir():
+                        if path.is_file() and path not in written:
+                            path.unlink()
         non_empty = [s for s, samples in self._by_split.items() if samples]
         atomic_write_text(hf_dir / "README.md", readme_text(self._spec, non_empty))

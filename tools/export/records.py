@@ -73,17 +73,17 @@ def read_rejected(out_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def make_exporter(fmt: ExportFormat | str) -> Exporter:
-    """A fresh exporter for one format (through the exporter registry); heavy dependencies load only when
-    that format is used."""
+def make_exporter(name: ExportFormat | str) -> Exporter:
+    """A fresh exporter, by format or task-output name (through the exporter registry); heavy dependencies
+    load only when that exporter is used."""
     from synthloop.tools.export.registry import EXPORTERS
 
-    return EXPORTERS.build(str(ExportFormat(fmt).value if isinstance(fmt, ExportFormat) else fmt))
+    return EXPORTERS.build(name.value if isinstance(name, ExportFormat) else name)
 
 
-def _export_format(out_dir: Path, spec: TaskSpec, fmt: ExportFormat, ordered: list[Sample]) -> float:
+def _export_one(out_dir: Path, spec: TaskSpec, name: str, ordered: list[Sample]) -> float:
     start = time.perf_counter()
-    exporter = make_exporter(fmt)
+    exporter = make_exporter(name)
     exporter.setup(out_dir, spec)
     for sample in ordered:
         exporter.export_sample(sample)
@@ -102,29 +102,33 @@ def export_all(
     card: bool = True,
     executor: Executor | None = None,
 ) -> dict[str, float]:
-    """Write the finished dataset: spec.json, every format, manifest.jsonl, rejected.jsonl, card.md.
+    """Write the finished dataset: spec.json, every format and task output, manifest.jsonl, rejected.jsonl,
+    card.md.
 
-    1. `formats` defaults to spec.formats; COCO is always written (validation and the card read it).
+    1. `formats` defaults to spec.formats; COCO is always written (validation and the card read it); the task
+       outputs of spec.tasks (captions, refs, scene graphs, semantic maps) are written too
+       (`registry.exporters_for`).
     2. Each exporter gets the samples sorted by id (setup → export_sample → close).
     3. `rejected.jsonl` is written only when `rejected_rows` is given (the loop may own that file).
     4. The card gets `extra` plus this function's own timings.
-    5. With an `executor`, the formats and the card are written concurrently (they share no files); the
-       card then lists the run's figures from `extra` but not the export timings, which are not known yet.
+    5. With an `executor`, the exporters and the card run concurrently (they share no files); the card then
+       lists the run's figures from `extra` but not the export timings, which are not known yet.
     Returns the seconds each step took, e.g. {"export_coco_s": 0.12, ..., "card_s": 0.3}.
     """
+    from synthloop.tools.export.registry import exporters_for
+
     out_dir = Path(out_dir)
     ordered = sorted(samples, key=lambda s: s.id)
-    wanted = [ExportFormat(f) for f in (spec.formats if formats is None else formats)]
-    chosen = [ExportFormat.coco, *(f for f in ExportFormat if f in wanted and f is not ExportFormat.coco)]
+    chosen = exporters_for(spec, formats)
     timings: dict[str, float] = {}
 
     write_spec(out_dir, spec)
     pending: dict[str, Future[float]] = {}
-    for fmt in chosen:
+    for name in chosen:
         if executor is None:
-            timings[f"export_{fmt.value}_s"] = _export_format(out_dir, spec, fmt, ordered)
+            timings[f"export_{name}_s"] = _export_one(out_dir, spec, name, ordered)
         else:
-            pending[f"export_{fmt.value}_s"] = executor.submit(_export_format, out_dir, spec, fmt, ordered)
+            pending[f"export_{name}_s"] = executor.submit(_export_one, out_dir, spec, name, ordered)
     start = time.perf_counter()
     write_manifest(out_dir, ordered)
     rows = [_row_dict(r) for r in rejected_rows] if rejected_rows is not None else None

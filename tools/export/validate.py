@@ -12,8 +12,12 @@ list means the dataset is valid. Checks, in order:
 6. YOLO (when yolo is in spec.formats): data.yaml, one label file per COCO image, lines parse, class ids in
    range, and the boxes match COCO within 1e-3 (normalised): for segmentation polygons, the box of the
    largest connected part of the COCO mask, which is what the exporter traces;
-7. HF (when hf is in spec.formats): one metadata row per COCO image, images present;
-8. no image under `images/` that no COCO file names (orphans).
+7. HF (when hf is in spec.formats): one metadata row per COCO image, images present (and the semantic map
+   each row names, with semantic segmentation);
+8. VOC (when voc is in spec.formats): `validate_voc`;
+9. every task of spec.tasks has its output: captions, refs, scene graphs, semantic maps (`validate_tasks`);
+   a `certificate` key on an annotation holds sources and an agreement in [0, 1];
+10. no image under `images/` that no COCO file names (orphans).
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pydantic import ValidationError
 
-from synthloop.tools.types import ExportFormat, Sample, TaskSpec
+from synthloop.tools.export.validate_tasks import check_captions, check_refs, check_scene_graphs, check_semantic
+from synthloop.tools.export.validate_voc import check_voc
+from synthloop.tools.types import ExportFormat, Sample, Task, TaskSpec
 
 BOX_TOLERANCE_PX = 1.0
 YOLO_TOLERANCE = 1e-3
@@ -133,6 +139,8 @@ def _check_annotation(ann: dict[str, Any], image: dict[str, Any], rel: str, defe
         defects.append(f"{where}: bbox {bbox} is outside the {width}x{height} image")
     if ann.get("iscrowd", 0) not in (0, 1):
         defects.append(f"{where}: iscrowd {ann.get('iscrowd')} is not 0 or 1")
+    if "certificate" in ann and not _valid_certificate(ann["certificate"]):
+        defects.append(f"{where}: certificate {ann['certificate']} is not {{sources: {{name: 0..1}}, agreement: 0..1}}")
     segm = ann.get("segmentation")
     if isinstance(segm, dict):
         _check_rle(segm, ann, (width, height), where, defects)
@@ -141,6 +149,15 @@ def _check_annotation(ann: dict[str, Any], image: dict[str, Any], rel: str, defe
             defects.append(f"{where}: polygon segmentation is malformed")
     else:
         defects.append(f"{where}: segmentation missing or of an unknown kind")
+
+
+def _valid_certificate(value: Any) -> bool:
+    def unit(x: Any) -> bool:
+        return isinstance(x, int | float) and 0.0 <= x <= 1.0
+
+    if not isinstance(value, dict) or not unit(value.get("agreement")) or not isinstance(value.get("sources"), dict):
+        return False
+    return all(isinstance(k, str) and unit(v) for k, v in value["sources"].items())
 
 
 def _check_rle(
@@ -279,7 +296,7 @@ def _check_yolo(out_dir: Path, spec: TaskSpec, cocos: dict[str, COCO], defects: 
                 defects.append(f"yolo/labels/{split}: label files for no COCO image: {extra[:10]}")
 
 
-def _check_hf(out_dir: Path, cocos: dict[str, COCO], defects: list[str]) -> None:
+def _check_hf(out_dir: Path, cocos: dict[str, COCO], semantic: bool, defects: list[str]) -> None:
     for split, coco in cocos.items():
         n_images = len(coco.dataset["images"])
         path = out_dir / "hf" / split / "metadata.jsonl"
@@ -299,6 +316,24 @@ def _check_hf(out_dir: Path, cocos: dict[str, COCO], defects: list[str]) -> None
             name = row.get("file_name") if isinstance(row, dict) else None
             if not name or not (path.parent / name).is_file():
                 defects.append(f"{rel}: row for {name} names no image file")
+            label_map = row.get("semantic_file_name") if isinstance(row, dict) else None
+            if semantic and (not label_map or not (path.parent / label_map).is_file()):
+                defects.append(f"{rel}: row for {name} names no semantic map file ({label_map})")
+
+
+def _check_tasks(out_dir: Path, spec: TaskSpec, cocos: dict[str, COCO], defects: list[str]) -> None:
+    """Every task output the spec asks for exists and matches the COCO files."""
+    per_split = {
+        Task.captioning: check_captions,
+        Task.referring_expressions: check_refs,
+        Task.scene_graph: check_scene_graphs,
+    }
+    for task, check in per_split.items():
+        if task in spec.tasks:
+            for split, coco in cocos.items():
+                check(out_dir, split, coco, defects)
+    if Task.semantic_segmentation in spec.tasks:
+        check_semantic(out_dir, spec, cocos, defects)
 
 
 def validate_dataset(out_dir: Path | str) -> list[str]:
@@ -346,7 +381,11 @@ def validate_dataset(out_dir: Path | str) -> list[str]:
     if spec is not None and ExportFormat.yolo in spec.formats:
         _check_yolo(out_dir, spec, cocos, defects)
     if spec is not None and ExportFormat.hf in spec.formats:
-        _check_hf(out_dir, cocos, defects)
+        _check_hf(out_dir, cocos, Task.semantic_segmentation in spec.tasks, defects)
+    if spec is not None and ExportFormat.voc in spec.formats:
+        check_voc(out_dir, spec, cocos, defects)
+    if spec is not None:
+        _check_tasks(out_dir, spec, cocos, defects)
 
     images_dir = out_dir / "images"
     if images_dir.is_dir():
