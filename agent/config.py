@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from synthloop.tools.backend import BackendBlock, BackendError, Registry
 from synthloop.tools.critic.ensemble import EnsembleConfig
@@ -67,8 +67,9 @@ class VLMConfig(LLMConfig):
 class DetectorConfig(BaseModel):
     """The detector-agreement judge (off unless configured): which detector, and how strictly to compare.
 
-    `backend`: owlv2 | owlvit | grounding_dino | yolov3_darknet; `model`: a local directory (or a hub id already
-    in the local cache); thresholds as in `synthloop.tools.critic.detector`.
+    `backend`: a registered detector (owlv2 | owlvit | grounding_dino | yolov3_darknet, or a plugin's); `model`: a
+    local directory (or a hub id already in the local cache); thresholds as in `synthloop.tools.critic.detector`.
+    The backend name and its options are checked against the detector registry when the config is read.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -84,6 +85,14 @@ class DetectorConfig(BaseModel):
     policy: Literal["edit", "reject"] = "edit"
     max_edits: int = Field(default=2, ge=0, le=100, description="More disagreements than this: reject.")
     options: dict[str, Any] = Field(default_factory=dict, description="Backend keywords, e.g. score_threshold.")
+
+    @model_validator(mode="after")
+    def _known_detector(self) -> DetectorConfig:
+        from synthloop.tools.critic.detectors.registry import check_detector, detector_block
+
+        check_detector(detector_block(self.backend, self.model, device=self.device, dtype=self.dtype,
+                                      options=self.options))
+        return self
 
 
 def _checked(tool: str) -> AfterValidator:

@@ -1,5 +1,5 @@
-"""Detector backends: tiny random models saved to disk load by path and return well-formed detections;
-missing models, packages and bad options fail with one clear line."""
+"""Detector backends: registered by name with options, tiny random models saved to disk load by path and return
+well-formed detections; missing models, packages and bad options fail with one clear line."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from synthloop.tools.critic.detector import Detection, Detector, DetectorError
-from synthloop.tools.critic.detectors import load_detector
+from synthloop.tools.critic.detectors import BACKENDS, DETECTORS, build_detector, detector_block, load_detector
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytest.importorskip("torch")
@@ -116,20 +116,43 @@ def test_an_uncached_hub_id_or_an_empty_directory_cannot_load(tmp_path: Path) ->
 
 
 def test_unknown_backend_and_bad_options_are_refused(models: dict[str, Path]) -> None:
-    with pytest.raises(DetectorError, match="unknown detector backend 'yolo9'"):
+    with pytest.raises(DetectorError, match=r"unknown detector 'yolo9' \(available: owlv2, owlvit, grounding_dino"):
         load_detector("yolo9", str(models["owlv2"]))
-    with pytest.raises(DetectorError, match="bad option for detector backend 'owlv2'"):
+    with pytest.raises(DetectorError, match="detector 'owlv2' has no option 'no_such_option'"):
         load_detector("owlv2", str(models["owlv2"]), options={"no_such_option": 1})
-    with pytest.raises(DetectorError, match="unknown detector dtype"):
+    with pytest.raises(DetectorError, match="detector 'owlv2' option 'dtype'"):
         load_detector("owlv2", str(models["owlv2"]), dtype="int3")
-    with pytest.raises(DetectorError, match="query_template"):
+    with pytest.raises(DetectorError, match="query_template must contain"):
         load_detector("owlv2", str(models["owlv2"]), options={"query_template": "a photo"})
+    with pytest.raises(DetectorError, match="option 'score_threshold'"):
+        load_detector("grounding_dino", str(models["grounding_dino"]), options={"score_threshold": 2})
 
 
 def test_a_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch, models: dict[str, Path]) -> None:
     monkeypatch.setitem(sys.modules, "transformers", None)
-    with pytest.raises(DetectorError, match=r"install synthloop\[models\]"):
+    with pytest.raises(DetectorError, match=r"'owlv2' needs transformers, not installed here .*synthloop\[models\]"):
         load_detector("owlv2", str(models["owlv2"]))
     monkeypatch.setitem(sys.modules, "cv2", None)
-    with pytest.raises(DetectorError, match=r"opencv-python-headless<5: install synthloop\[models\]"):
+    with pytest.raises(DetectorError, match=r"'yolov3_darknet' needs cv2, not installed here .*synthloop\[models\]"):
         load_detector("yolov3_darknet", str(models["yolov3_darknet"]))
+
+
+def test_registry_lists_every_backend_with_options_and_builds_from_a_block(models: dict[str, Path]) -> None:
+    assert DETECTORS.names()[:4] == list(BACKENDS)
+    rows = {row.name: row for row in DETECTORS.describe()}
+    assert set(BACKENDS) <= set(rows)
+    assert rows["owlv2"].options["model"]["required"] and rows["owlv2"].options["score_threshold"]["default"] == 0.05
+    assert "aliases" in rows["yolov3_darknet"].options and "device" not in rows["yolov3_darknet"].options
+    assert rows["grounding_dino"].capabilities == {"device": "auto"}
+    detector = build_detector({"backend": "owlvit", "model": str(models["owlvit"]), "device": "cpu",
+                               "score_threshold": 0.0})
+    assert detector.id == f"owlvit:{models['owlvit']}"
+    assert detector.score_threshold == 0.0 and detector.device == "cpu"
+
+
+def test_the_flat_judge_settings_map_to_a_block_device_only_where_it_applies() -> None:
+    block = detector_block("owlv2", "/m", device="cuda", dtype="float16", options={"max_detections": 5})
+    assert block.backend == "owlv2"
+    assert block.options == {"model": "/m", "device": "cuda", "dtype": "float16", "max_detections": 5}
+    block = detector_block("yolov3_darknet", "/d", device="cuda", options={"input_size": 64})
+    assert block.options == {"model": "/d", "input_size": 64}

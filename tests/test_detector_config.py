@@ -38,9 +38,30 @@ def test_a_missing_model_path_is_a_user_error(tmp_path: Path) -> None:
     config = RunConfig(detector=DetectorConfig(backend="owlv2", model=str(tmp_path / "missing")))
     with pytest.raises(UserInputError, match=r"^detector: detector model path does not exist: .*missing$"):
         make_judges(config, DuplicateIndex())
-    config = RunConfig(detector=DetectorConfig(backend="yolo9", model=str(tmp_path)))
-    with pytest.raises(UserInputError, match="unknown detector backend 'yolo9'"):
-        make_judges(config, DuplicateIndex())
+
+
+def test_an_unknown_backend_or_option_fails_when_the_config_is_read(tmp_path: Path) -> None:
+    file = tmp_path / "run.yaml"
+    file.write_text("detector:\n  backend: yolo9\n  model: /m\n")
+    with pytest.raises(ConfigError, match=r"^invalid config value 'detector': unknown detector 'yolo9' \(available"):
+        load_config(file)
+    file.write_text("detector:\n  backend: owlv2\n  model: /m\n  options:\n    score_treshold: 0.1\n")
+    with pytest.raises(ConfigError, match="detector 'owlv2' has no option 'score_treshold'"):
+        load_config(file)
+
+
+def test_an_old_config_file_still_reads_and_builds(tmp_path: Path) -> None:
+    pytest.importorskip("cv2")
+    from test_detector_backends import tiny_darknet
+
+    model = tiny_darknet(tmp_path / "yolo")
+    file = tmp_path / "run.yaml"  # the flat form written before detectors had a registry, device ignored by Darknet
+    file.write_text(f"detector:\n  backend: yolov3_darknet\n  model: {model}\n  device: auto\n  min_score: 0.2\n"
+                    "  options:\n    input_size: 64\n    aliases: {plate: bowl}\n")
+    judges = make_judges(load_config(file), DuplicateIndex())
+    assert judges[-1].id == "detector.agreement" and judges[-1].min_score == 0.2
+    assert judges[-1].detector.vocabulary == frozenset({"cup", "fork", "bowl", "plate"})
+    assert judges[-1].detector.input_size == 64
 
 
 def test_a_configured_detector_judges_last(tmp_path: Path) -> None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
+from synthloop.tools.backend import Backend
 from synthloop.tools.critic.detector import Detection, DetectorError
 
 
@@ -23,8 +25,25 @@ def _one(directory: Path, pattern: str) -> Path:
     return found[0]
 
 
-class DarknetDetector:
+class DarknetOptions(BaseModel):
+    """Options of the Darknet YOLO detector backend."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, description="Directory with one *.cfg, one *.weights and one *.names file.")
+    input_size: int = Field(default=416, ge=32, le=4096, description="Network input side (a multiple of 32).")
+    score_threshold: float = Field(default=0.05, ge=0.0, le=1.0, description="Detections below are not returned.")
+    nms_iou: float = Field(default=0.45, gt=0.0, le=1.0, description="OpenCV NMS IoU per class.")
+    aliases: dict[str, str] = Field(default_factory=dict,
+                                    description="Spec class → detector class, e.g. {plate: bowl}.")
+
+
+class DarknetDetector(Backend):
     """YOLO from Darknet cfg + weights; class scores are OpenCV's (objectness × class probability)."""
+
+    id = "yolov3_darknet"
+    Options = DarknetOptions
+    requires = ("cv2",)
 
     def __init__(self, model: str, *, input_size: int = 416, score_threshold: float = 0.05, nms_iou: float = 0.45,
                  aliases: dict[str, str] | None = None) -> None:

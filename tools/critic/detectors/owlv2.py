@@ -3,15 +3,18 @@
 Each class name becomes a text query ("a photo of a cup"); the model scores every image patch's box against
 every query. Boxes come back in pixels of the input image (OWLv2 pads to a square before resizing; its
 post-processing undoes that). Loads `Owlv2ForObjectDetection` + `Owlv2Processor` (or the OWL-ViT pair) from a
-local directory or a cached hub id, e.g. `google/owlv2-base-patch16-ensemble`.
+local directory or a cached hub id, e.g. `google/owlv2-base-patch16-ensemble`. Registered as `owlv2`
+(`OwlDetector`) and `owlvit` (`OwlVitDetector`) in `registry.py`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from synthloop.tools.backend import Backend, Capabilities
 from synthloop.tools.critic.detector import Detection, DetectorError
 from synthloop.tools.critic.detectors._hf import (
     check_model_location,
@@ -22,16 +25,42 @@ from synthloop.tools.critic.detectors._hf import (
 )
 
 
-class OwlDetector:
+class OwlOptions(BaseModel):
+    """Options of the OWLv2 / OWL-ViT detector backends."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, description="Local directory save_pretrained wrote, or a cached hub id.")
+    device: str = Field(default="auto", description="auto (cuda when available, else cpu) | cpu | cuda[:N]")
+    dtype: Literal["float32", "float16", "bfloat16"] = Field(default="float32", description="Used off the CPU.")
+    score_threshold: float = Field(default=0.05, ge=0.0, le=1.0, description="Detections below are not returned.")
+    max_detections: int = Field(default=100, ge=1, le=10_000, description="Most detections per image, best first.")
+    query_template: str = Field(default="a photo of a {}", description="Text query per class; '{}' = class name.")
+
+    @field_validator("query_template")
+    @classmethod
+    def _has_slot(cls, value: str) -> str:
+        if "{}" not in value:
+            raise ValueError(f"query_template must contain '{{}}' for the class name: {value!r}")
+        return value
+
+
+class OwlDetector(Backend):
     """Open-vocabulary detector over OWLv2 (`variant="owlv2"`) or OWL-ViT (`variant="owlvit"`)."""
 
+    id = "owlv2"
+    Options = OwlOptions
+    capabilities = Capabilities(device="auto")
+    requires = ("torch", "transformers")
+    variant: ClassVar[Literal["owlv2", "owlvit"]] = "owlv2"
     vocabulary = None
 
-    def __init__(self, model: str, *, variant: Literal["owlv2", "owlvit"] = "owlv2", device: str = "auto",
+    def __init__(self, model: str, *, variant: Literal["owlv2", "owlvit"] | None = None, device: str = "auto",
                  dtype: str = "float32", score_threshold: float = 0.05, max_detections: int = 100,
                  query_template: str = "a photo of a {}") -> None:
         if "{}" not in query_template:
             raise DetectorError(f"query_template must contain '{{}}' for the class name: {query_template!r}")
+        variant = variant or type(self).variant
         torch, transformers = import_torch_transformers(variant)
         location = check_model_location(model)
         if variant == "owlv2":
@@ -71,6 +100,13 @@ class OwlDetector:
         if value.is_floating_point():
             return value.to(self.device, self.dtype)
         return value.to(self.device)
+
+
+class OwlVitDetector(OwlDetector):
+    """Open-vocabulary detector over OWL-ViT (the first OWL generation)."""
+
+    id = "owlvit"
+    variant = "owlvit"
 
 
 def _to_detections(results: dict[str, Any], class_names: list[str], width: int, height: int,
