@@ -1,7 +1,8 @@
 """The dataset card: `card.md` plus two pictures drawn with Pillow (no plotting library).
 
-DIR/card.md                   counts per split, class balance, instance and box-size statistics, rejection
-                              reasons, the spec, provenance, the timings the loop passes in
+DIR/card.md                   counts per split, class balance, instance and box-size statistics, what each
+                              task delivered with a section per task output and the certificate histogram
+                              (`card_tasks`), rejection reasons, the spec, provenance, the loop's timings
 DIR/card_samples.png          up to 16 images (first by id) with boxes, class labels and mask outlines
 DIR/card_class_balance.png    instances per class, bars stacked by split
 """
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from synthloop.tools.export.card_tasks import task_sections
 from synthloop.tools.io import atomic_write_png, atomic_write_text
 from synthloop.tools.masks import rle_crops
 from synthloop.tools.types import Instance, Sample, TaskSpec
@@ -266,6 +268,8 @@ def write_card(
             f"box height px: min {min(heights):.0f}, median {statistics.median(heights):.0f}, "
             f"max {max(heights):.0f}.\n"
         )
+
+    md.append(task_sections(spec, samples))
 
     md.append("## Rejections\n")
     counts = reason_counts(rejected_rows)
