@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from synthloop.agent.planner.factories import make_planner, make_reviser
+
 if TYPE_CHECKING:
     from synthloop.agent.config import RunConfig
-    from synthloop.agent.deps import Planner, Reviser
     from synthloop.agent.runner import RunSummary
-    from synthloop.tools.types import TaskSpec
 
 app = typer.Typer(
     name="synthloop",
@@ -53,72 +53,6 @@ def _load_config(path: Path | None) -> RunConfig:
 def _check_count(name: str, value: int | None, low: int, high: int) -> None:
     if value is not None and not low <= value <= high:
         raise CliError(f"{name} must be between {low} and {high}, got {value}")
-
-
-PLANNER_HOOK_ENV = "SYNTHLOOP_PLANNER"
-
-
-def _planner_hook() -> Any | None:
-    """`SYNTHLOOP_PLANNER=module:factory` swaps the planner (tests, custom planners): the factory is called as
-    `factory(config, n_images, seed)` and returns a Planner. Unset → None."""
-    import importlib
-    import os
-
-    target = os.environ.get(PLANNER_HOOK_ENV, "").strip()
-    if not target:
-        return None
-    module_name, _, attr = target.partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), attr or "make_planner")
-    except (ImportError, AttributeError) as exc:
-        raise CliError(f"{PLANNER_HOOK_ENV}={target} cannot be loaded: {exc}") from exc
-
-
-def _lazy_client(config: RunConfig) -> Any:
-    """A function returning the LLM client, started (embedded server or configured endpoint) on first call:
-    the planner and reviser call it only when their rules are unsure, so confident requests start nothing."""
-    from synthloop.tools.llm.local_server import client_from_config
-
-    client = None
-
-    def get() -> Any:
-        nonlocal client
-        if client is None:
-            client = client_from_config(config.llm)
-        return client
-
-    return get
-
-
-def _make_planner(config: RunConfig, n_images: int | None, seed: int | None) -> Planner:
-    """A planner that starts the LLM (embedded server or configured endpoint) on first need only."""
-    hook = _planner_hook()
-    if hook is not None:
-        return hook(config, n_images, seed)
-    from synthloop.agent.planner import plan_request
-
-    client = _lazy_client(config)
-    return lambda request: plan_request(request, client, n_images=n_images, seed=seed)
-
-
-def _make_reviser(config: RunConfig, planner: Planner) -> Reviser:
-    """The conversational spec editor ("make it 300", "add trucks", "YOLO instead", "no captions").
-
-    Uses the planner's `revise_spec(spec, message, client)` when it exists (LLM started on first use);
-    otherwise, or under a planner hook, it plans `request + message` again with `planner`.
-    """
-
-    def replan(spec: TaskSpec, message: str) -> TaskSpec:
-        return planner(f"{spec.request} {message}".strip())
-
-    if _planner_hook() is not None:
-        return replan
-    try:
-        from synthloop.agent.planner import revise_spec
-    except ImportError:
-        return replan
-    client = _lazy_client(config)
-    return lambda spec, message: revise_spec(spec, message, client)
 
 
 class _Progress:
@@ -238,7 +172,7 @@ def plan(
     """Plan a request into a TaskSpec without generating anything. Never waits for input."""
     _check_count("--n", n, 1, MAX_IMAGES)
     _check_count("--seed", seed, 0, 2**32 - 1)
-    spec = _make_planner(_load_config(config), n, seed)(request)
+    spec = make_planner(_load_config(config), n, seed)(request)
     if as_json:
         typer.echo(json.dumps(spec.model_dump(mode="json"), indent=2))
     else:
@@ -265,8 +199,8 @@ def generate(
     if not request.strip():
         raise CliError("the request is empty: describe the images you want")
     cfg = _load_config(config)
-    planner = _make_planner(cfg, n, seed)
-    reviser = _make_reviser(cfg, planner)
+    planner = make_planner(cfg, n, seed)
+    reviser = make_reviser(cfg, planner)
 
     def start(progress: _Progress) -> RunSummary:
         return start_run(out, cfg, request=request, planner=planner, reviser=reviser, auto_approve=yes,
@@ -301,8 +235,8 @@ def resume(
 
     run = read_run_file(out)
     run_config = RunConfig.model_validate(run["config"])
-    planner = _make_planner(run_config, None, None)
-    reviser = _make_reviser(run_config, planner)
+    planner = make_planner(run_config, None, None)
+    reviser = make_reviser(run_config, planner)
 
     def start(progress: _Progress) -> RunSummary:
         return resume_run(out, planner=planner, reviser=reviser, on_interrupt=_interactive_approval(progress),
@@ -333,10 +267,10 @@ def chat(
     if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CliError(f"output directory {out} is not a new or empty directory")
     cfg = _load_config(config)
-    planner = _make_planner(cfg, n, seed)
+    planner = make_planner(cfg, n, seed)
     progress = _Progress(n)
     try:
-        summary = Chat(TerminalIO(), cfg, planner, _make_reviser(cfg, planner), out_dir=out,
+        summary = Chat(TerminalIO(), cfg, planner, make_reviser(cfg, planner), out_dir=out,
                        progress=progress).run()
     finally:
         progress.stop()
@@ -378,8 +312,8 @@ def ui(
     cfg = _load_config(config)
     from synthloop.agent.web.server import create_app, serve
 
-    app_ = create_app(workspace, config=cfg, planner_factory=lambda c: _make_planner(c, None, None),
-                      reviser_factory=_make_reviser, token=token or None)
+    app_ = create_app(workspace, config=cfg, planner_factory=lambda c: make_planner(c, None, None),
+                      reviser_factory=make_reviser, token=token or None)
     shown = f"[{host}]" if ":" in host else host
     typer.echo(f"synthloop ui on http://{shown}:{port}/{'?token=' + token if token else ''} "
                f"(workspace {workspace.resolve()}; Ctrl-C stops)", err=True)

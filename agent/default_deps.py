@@ -2,7 +2,7 @@
 
 The CLI and the web UI always pass their own `Deps`. Elsewhere the nodes fall back to these:
 - the run config from the file in SYNTHLOOP_CONFIG (else the embedded defaults);
-- the planner and the conversational reviser the CLI builds (`_make_planner`, `_make_reviser`);
+- the planner and the conversational reviser every front-end builds (`synthloop.agent.planner.factories`);
 - the output folder `$SYNTHLOOP_LANGGRAPH_OUT/<thread id>` (default `./runs/langgraph-<thread id>`), one per
   LangGraph thread; the checkpoints stay with the server's own checkpointer.
 Deps are built once per output folder and kept for the life of the process (renders in flight, the duplicate
@@ -46,8 +46,8 @@ def _thread_id() -> str | None:
 def default_deps(out_dir: Path | None = None) -> Deps:
     """The (cached) default Deps for `out_dir`, or for the current LangGraph thread's default folder."""
     global _executor
-    from synthloop.agent.cli import _make_planner, _make_reviser
     from synthloop.agent.config import load_config
+    from synthloop.agent.planner.factories import make_planner, make_reviser
     from synthloop.agent.runner import build_deps
 
     out_dir = Path(out_dir or default_out_dir(_thread_id())).resolve()
@@ -57,7 +57,7 @@ def default_deps(out_dir: Path | None = None) -> Deps:
             if _executor is None:
                 _executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="synthloop-default")
             (out_dir / ".work").mkdir(parents=True, exist_ok=True)
-            planner = _make_planner(config, None, None)
+            planner = make_planner(config, None, None)
             _cache[out_dir] = build_deps(out_dir, config, planner, auto_approve=False, progress=None,
-                                         executor=_executor, reviser=_make_reviser(config, planner))
+                                         executor=_executor, reviser=make_reviser(config, planner))
         return _cache[out_dir]

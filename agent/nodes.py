@@ -58,7 +58,7 @@ def plan(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
 
 def _only_revision_questions(spec: TaskSpec) -> bool:
     """True when every open question was left by a conversational edit (not by the planner)."""
-    from synthloop.agent.revise import REVISION_QUESTION_PREFIX
+    from synthloop.agent.planner.edits import REVISION_QUESTION_PREFIX
 
     return bool(spec.questions) and all(q.startswith(REVISION_QUESTION_PREFIX) for q in spec.questions)
 

@@ -3,7 +3,8 @@
 - a request naming none of cup / plate / fork gets a spec with a clarifying question;
 - otherwise a tiny spec (96×96, 6 images, COCO) with the named classes; a number in the text sets the image
   count ("make it 8"), "yolo" adds the YOLO format.
-Conversational edits fall back to re-planning `request + message` (see `synthloop.agent.cli._make_reviser`).
+Conversational edits fall back to re-planning `request + message`
+(see `synthloop.agent.planner.factories.make_reviser`).
 """
 
 from __future__ import annotations
@@ -35,5 +36,5 @@ def scripted_plan(request: str, n_images: int | None = None, seed: int | None = 
 
 
 def make_planner(config: Any, n_images: int | None, seed: int | None) -> Callable[[str], TaskSpec]:
-    """The hook `synthloop.agent.cli._make_planner` calls when SYNTHLOOP_PLANNER points here."""
+    """The hook `synthloop.agent.planner.factories.make_planner` calls when SYNTHLOOP_PLANNER points here."""
     return lambda request: scripted_plan(request, n_images, seed)

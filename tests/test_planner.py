@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 from fake_openai_server import FakeOpenAIServer
 
-from synthloop.agent.grounding import NO_CLASS_QUESTION, PlanProposal, ground_spec, singular
-from synthloop.agent.planner import plan_messages, plan_request, prompt_provenance
+from synthloop.agent.planner import (
+    NO_CLASS_QUESTION,
+    PlanProposal,
+    ground_spec,
+    plan_messages,
+    plan_request,
+    prompt_provenance,
+)
+from synthloop.agent.planner.text import singular
 from synthloop.tools.llm import LLMClient, LLMUnavailableError
 from synthloop.tools.types import ExportFormat, Task, TaskSpec
 

@@ -10,8 +10,7 @@ import pytest
 
 from synthloop.agent.config import RunConfig
 from synthloop.agent.errors import UserInputError
-from synthloop.agent.grounding import NO_CLASS_QUESTION
-from synthloop.agent.planner import plan_request, revise_spec
+from synthloop.agent.planner import NO_CLASS_QUESTION, plan_request, revise_spec
 from synthloop.agent.runner import start_run
 from synthloop.tools.types import TaskSpec
 

@@ -6,7 +6,7 @@ import pytest
 from fake_openai_server import FakeOpenAIServer
 
 from synthloop.agent.planner import plan_request, revise_spec
-from synthloop.agent.revise import REVISION_QUESTION_PREFIX
+from synthloop.agent.planner.edits import REVISION_QUESTION_PREFIX
 from synthloop.tools.llm import LLMClient
 from synthloop.tools.types import Difficulty, ExportFormat, Task, TaskSpec
 

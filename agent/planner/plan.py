@@ -4,7 +4,7 @@ Two passes:
 1. the LLM (through `LLMClient.complete_json`, schema-constrained) fills a small `PlanProposal`: classes,
    image count, size, tasks, formats, scene, style, difficulty;
 2. `grounding.ground_spec` keeps only what the request text backs and extracts deterministically what the
-   LLM missed (see `synthloop.agent.grounding`).
+   LLM missed (see `synthloop.agent.planner.grounding`).
 With `llm="auto"` (the default) the deterministic reader runs first and the LLM is asked only when it is
 unsure (no class found, content words it could not place, a number it could not assign): on the 135M model
 the rules are more accurate than the model, and a confident request then plans in milliseconds.
@@ -23,8 +23,10 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from synthloop.agent.grounding import PlanProposal, clean_request, extract, ground_spec
-from synthloop.agent.revise import SpecEdit, apply_edit, ground_edit, merge_edits, not_understood, parse_edit
+from synthloop.agent.planner.extract import extract
+from synthloop.agent.planner.grounding import ground_spec
+from synthloop.agent.planner.schemas import PlanProposal
+from synthloop.agent.planner.text import clean_request
 from synthloop.prompts import examples_sha256, load_examples, load_prompt
 from synthloop.tools.llm.client import LLMOutputError
 from synthloop.tools.types import TaskSpec
@@ -34,23 +36,19 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SYSTEM_PROMPT_NAME = "plan_spec_system"
-REVISE_SYSTEM_PROMPT_NAME = "revise_spec_system"
-REVISE_PROMPT_NAME = "revise_spec"
-REVISE_EXAMPLES_NAME = "revise_spec_examples"
-MAX_EDIT_TOKENS = 160
-
-
-def _resolve(client: Any) -> LLMClient | None:
-    """The client itself, or the one a factory makes (called only when the LLM is actually needed)."""
-    if client is None or hasattr(client, "complete_json"):
-        return client
-    return client() if callable(client) else None
 PROMPT_NAME = "plan_spec"
+SYSTEM_PROMPT_NAME = "plan_spec_system"
 EXAMPLES_NAME = "plan_spec_examples"
 MAX_PROPOSAL_TOKENS = 256
 # The model sees at most this much of the request; grounding always reads all of it.
 MAX_PROMPT_REQUEST_CHARS = 1500
+
+
+def resolve_client(client: Any) -> LLMClient | None:
+    """The client itself, or the one a factory makes (called only when the LLM is actually needed)."""
+    if client is None or hasattr(client, "complete_json"):
+        return client
+    return client() if callable(client) else None
 
 
 def plan_messages(request: str) -> list[dict[str, Any]]:
@@ -110,58 +108,7 @@ def plan_request(
         unsure = extract(text).uncertain() if llm == "auto" else ["llm=always"]
         if unsure:
             logger.debug("planner asks the LLM: %s", "; ".join(unsure))
-            llm_client = _resolve(client)
+            llm_client = resolve_client(client)
             proposal = propose(text, llm_client) if llm_client is not None else None
             logger.debug("planner proposal: %s", proposal)
     return ground_spec(text, proposal, n_images=n_images, seed=seed)
-
-
-def revise_messages(spec: TaskSpec, message: str) -> list[dict[str, Any]]:
-    """Chat messages asking the LLM for a `SpecEdit`: instructions, few-shot turns, the current spec summary."""
-    prompt = load_prompt(REVISE_PROMPT_NAME)
-    messages: list[dict[str, Any]] = [
-        {"role": "system", "content": load_prompt(REVISE_SYSTEM_PROMPT_NAME).render()}
-    ]
-    for example in load_examples(REVISE_EXAMPLES_NAME):
-        messages.append({"role": "user", "content": prompt.render(spec=example["spec"], message=example["message"])})
-        messages.append({"role": "assistant", "content": json.dumps(example["output"])})
-    messages.append({"role": "user", "content": prompt.render(spec=_spec_line(spec), message=message[:500])})
-    return messages
-
-
-def _spec_line(spec: TaskSpec) -> str:
-    return (f"classes={spec.class_names} n_images={spec.n_images} size={spec.width}x{spec.height} "
-            f"tasks={[t.value for t in spec.tasks]} formats={[f.value for f in spec.formats]} "
-            f"difficulty={spec.difficulty.value} seed={spec.seed}")
-
-
-def revise_spec(
-    spec: TaskSpec, message: str, client: LLMClient | Callable[[], LLMClient] | None = None
-) -> TaskSpec:
-    """Apply one conversational edit ("make it 300", "add trucks", "YOLO instead", "no captions") to `spec`.
-
-    Rules first (`synthloop.agent.revise.parse_edit`); when they find nothing, or the message has words they
-    could not place, and a client is given, the LLM proposes a schema-constrained `SpecEdit`, kept only where
-    the message backs it (`ground_edit`: numbers that occur in it, classes that are spans of it or already in
-    the spec) and only for fields the rules left alone (`merge_edits`). A message neither understands
-    gives the spec unchanged plus a question saying so. Never raises on odd input.
-    """
-    text = clean_request(message)
-    if not text:
-        return not_understood(spec, message)
-    parsed = parse_edit(spec, text)
-    unexplained = extract(text).unexplained
-    if client is not None and (parsed.is_empty() or unexplained):
-        try:
-            llm = _resolve(client)
-            assert llm is not None
-            proposal = llm.complete_json(revise_messages(spec, text), SpecEdit, max_tokens=MAX_EDIT_TOKENS)
-        except LLMOutputError as exc:
-            logger.warning("reviser LLM gave no valid edit: %s", exc)
-            proposal = None
-        if proposal is not None:
-            parsed = merge_edits(parsed, ground_edit(spec, proposal, text))
-            logger.debug("reviser edit (rules + grounded LLM): %s", parsed.edit)
-    if parsed.is_empty():
-        return not_understood(spec, text)
-    return apply_edit(spec, parsed, text)

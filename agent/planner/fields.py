@@ -16,56 +16,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from synthloop.agent.planner.lexicon import NOT_OBJECT_MODIFIERS, SPLIT_NAMES, TASK_FOLLOWERS, TYPO_KEYWORDS, WEARING
+
 # Private stand-ins for object uses of task words; they survive tokenisation and singularisation.
 ALIASES = {"boxobj": "box", "maskobj": "mask"}
 _ALIAS_OF = {"box": "boxobj", "mask": "maskobj"}
-
-_KEYWORDS = [
-    "images",
-    "image",
-    "pictures",
-    "picture",
-    "photos",
-    "photo",
-    "photographs",
-    "samples",
-    "scenes",
-    "renders",
-    "frames",
-    "bounding",
-    "boxes",
-    "segmentation",
-    "semantic",
-    "instance",
-    "captions",
-    "caption",
-    "captioning",
-    "referring",
-    "expressions",
-    "detection",
-    "format",
-    "formats",
-    "masks",
-    "polygons",
-    "relations",
-    "relationships",
-    "graph",
-    "graphs",
-    "coco",
-    "yolo",
-    "validation",
-    "train",
-    "training",
-    "test",
-    "split",
-    "seed",
-    "resolution",
-]
-_SPLIT_NAMES = {
-    "train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val", "dev": "val",
-    "test": "test", "testing": "test", "eval": "val", "evaluation": "val", "holdout": "test",
-}  # fmt: skip
-
 
 def _edits1(word: str) -> set[str]:
     """Words one typo away: swapped neighbours, one letter missing or extra; a wrong letter only in long words."""
@@ -101,7 +56,7 @@ def fix_typos(text: str, vocabulary: set[str], objects: frozenset[str] | set[str
         word = match.group(0)
         if len(word) < 5 or word in vocabulary or (word.endswith("s") and word[:-1] in vocabulary):
             return word
-        keyword = sorted(w for w in _KEYWORDS if len(w) >= 5 and w in _edits1(word))
+        keyword = sorted(w for w in TYPO_KEYWORDS if len(w) >= 5 and w in _edits1(word))
         if keyword:
             return keyword[0]
         near = _near_object(word, objects)
@@ -113,72 +68,6 @@ def fix_typos(text: str, vocabulary: set[str], objects: frozenset[str] | set[str
 
 
 # --- object uses of "box" and "mask" ---------------------------------------------------------------------
-
-_NOT_OBJECT_MODIFIER = set(
-    [
-        "bounding",
-        "b",
-        "bbox",
-        "2d",
-        "3d",
-        "tight",
-        "axis",
-        "aligned",
-        "oriented",
-        "rotated",
-        "detection",
-        "instance",
-        "semantic",
-        "segmentation",
-        "binary",
-        "pixel",
-        "object",
-        "objects",
-        "with",
-        "and",
-        "or",
-        "the",
-        "a",
-        "an",
-        "just",
-        "only",
-        "plus",
-        "also",
-        "draw",
-        "add",
-        "need",
-        "want",
-        "include",
-        "including",
-        "no",
-        "without",
-        "of",
-        "for",
-        "in",
-        "on",
-        "as",
-        "to",
-        "by",
-        "their",
-        "its",
-        "per",
-        "each",
-        "both",
-        "some",
-        "any",
-        "label",
-        "labels",
-        "annotation",
-        "annotations",
-        "ground",
-        "truth",
-        "gt",
-        "plus",
-    ]
-)
-_TASK_FOLLOWERS = {"annotation", "annotations", "label", "labels", "coordinates", "only", "format", "and", "+"}
-_WEARING = {"wearing", "wear", "wears", "with"}
-
 
 def mark_object_nouns(text: str, task_words: set[str], stop_words: set[str]) -> str:
     """Rewrite object uses of box(es)/mask(s) to alias tokens; task uses stay as written.
@@ -196,14 +85,14 @@ def mark_object_nouns(text: str, task_words: set[str], stop_words: set[str]) -> 
             continue
         prev = words[i - 1].group(0) if i > 0 else ""
         nxt = words[i + 1].group(0) if i + 1 < len(words) else ""
-        if nxt in _TASK_FOLLOWERS - {"and", "+"}:
+        if nxt in TASK_FOLLOWERS - {"and", "+"}:
             continue
         content_modifier = (
-            prev[:1].isalpha() and prev not in _NOT_OBJECT_MODIFIER and prev not in task_words
+            prev[:1].isalpha() and prev not in NOT_OBJECT_MODIFIERS and prev not in task_words
             and prev not in stop_words
         )  # fmt: skip
         after_of = prev == "of" and (i < 2 or words[i - 2].group(0) != "instead")
-        if content_modifier or after_of or (base == "mask" and prev in _WEARING - {"with"}):
+        if content_modifier or after_of or (base == "mask" and prev in WEARING - {"with"}):
             pieces += [text[last : m.start()], _ALIAS_OF[base] + ("s" if tok != base else "")]
             last = m.end()
     return "".join([*pieces, text[last:]])
@@ -259,7 +148,7 @@ def extract_splits(text: str) -> SplitsFound | None:
     span = None
     for m in _PERCENT.finditer(text):
         value = float(m.group(1) or m.group(4)) / 100
-        name = _SPLIT_NAMES[m.group(2) or m.group(3)]
+        name = SPLIT_NAMES[m.group(2) or m.group(3)]
         stated.setdefault(name, value)
         span = (span[0], m.end()) if span else m.span()
     if not stated or span is None:

@@ -4,7 +4,7 @@
 `parse_edit(spec, message)` returns a `SpecEdit` (what the message changes) built from the same readers the
 planner grounds requests with, so numbers and class names always come from the message itself.
 `apply_edit(spec, edit, message)` turns it into a new, validated `TaskSpec`. The LLM fallback in
-`synthloop.agent.planner.revise_spec` proposes the same `SpecEdit` shape for messages the rules miss.
+`synthloop.agent.planner.revise.revise_spec` proposes the same `SpecEdit` shape for messages the rules miss.
 """
 
 from __future__ import annotations
@@ -14,15 +14,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from synthloop.agent.grounding import (
-    _KNOWN_OBJECTS,
-    NO_CLASS_QUESTION,
-    _normalise,
-    _phrase_to_class,
-    extract,
-    render_prompt_for,
-    singular,
-)
+from synthloop.agent.planner.extract import extract
+from synthloop.agent.planner.grounding import NO_CLASS_QUESTION, render_prompt_for
+from synthloop.agent.planner.lexicon import FORMAT_PATTERNS, KNOWN_OBJECTS, TASK_PATTERNS, FormatName, TaskName
+from synthloop.agent.planner.phrases import phrase_to_class
+from synthloop.agent.planner.text import normalise, singular
 from synthloop.tools.types import (
     MAX_IMAGES,
     MAX_OBJECTS_PER_IMAGE,
@@ -38,10 +34,6 @@ from synthloop.tools.types import (
 
 # Questions a revision leaves behind start with this, so the graph routes the next reply back here.
 REVISION_QUESTION_PREFIX = "I could not apply"
-TaskName = Literal[
-    "detection", "instance_segmentation", "semantic_segmentation", "captioning", "referring_expressions", "scene_graph"
-]
-FormatName = Literal["coco", "yolo", "hf"]
 Name = Annotated[str, Field(max_length=48)]
 
 
@@ -51,12 +43,12 @@ class SpecEdit(BaseModel):
     n_images: int | None = None
     add_classes: list[Name] = Field(default_factory=list, max_length=8)
     remove_classes: list[Name] = Field(default_factory=list, max_length=8)
-    add_tasks: list[TaskName] = Field(default_factory=list, max_length=6)
-    remove_tasks: list[TaskName] = Field(default_factory=list, max_length=6)
-    set_tasks: list[TaskName] = Field(default_factory=list, max_length=6)
-    add_formats: list[FormatName] = Field(default_factory=list, max_length=3)
-    remove_formats: list[FormatName] = Field(default_factory=list, max_length=3)
-    set_formats: list[FormatName] = Field(default_factory=list, max_length=3)
+    add_tasks: list[TaskName] = Field(default_factory=list, max_length=len(Task))
+    remove_tasks: list[TaskName] = Field(default_factory=list, max_length=len(Task))
+    set_tasks: list[TaskName] = Field(default_factory=list, max_length=len(Task))
+    add_formats: list[FormatName] = Field(default_factory=list, max_length=len(ExportFormat))
+    remove_formats: list[FormatName] = Field(default_factory=list, max_length=len(ExportFormat))
+    set_formats: list[FormatName] = Field(default_factory=list, max_length=len(ExportFormat))
     width: int | None = None
     height: int | None = None
     difficulty: Literal["easy", "medium", "hard", "harder", "easier"] | None = None
@@ -133,9 +125,7 @@ def _keyword_edits(text: str, patterns: dict, *, bare: str) -> tuple[list[str], 
 
 def parse_edit(spec: TaskSpec, message: str) -> ParsedEdit:
     """Read the changes a message asks for. Classes and numbers come only from the message text."""
-    from synthloop.agent.grounding import _FORMAT_PATTERNS, _TASK_PATTERNS
-
-    text = _normalise(message)
+    text = normalise(message)
     # "add saucers", "I also want knives": the add verbs introduce a list of classes, like "with" does.
     ex = extract(re.sub(rf"\b{_ADD_VERBS}\b", " with ", text))
     edit = SpecEdit()
@@ -166,10 +156,10 @@ def parse_edit(spec: TaskSpec, message: str) -> ParsedEdit:
 
     # Tasks and formats, with their verbs: "no captions", "also masks", "YOLO instead".
     edit.add_tasks, edit.remove_tasks, edit.set_tasks = _keyword_edits(  # type: ignore[assignment]
-        _without_semantic(text), _TASK_PATTERNS, bare="add"
+        _without_semantic(text), TASK_PATTERNS, bare="add"
     )
     edit.add_formats, edit.remove_formats, edit.set_formats = _keyword_edits(  # type: ignore[assignment]
-        text, _FORMAT_PATTERNS, bare="set"
+        text, FORMAT_PATTERNS, bare="set"
     )
     if "instead of" in text:  # "masks instead of boxes": swap one, keep the rest
         edit.add_tasks, edit.set_tasks = [*edit.add_tasks, *edit.set_tasks], []
@@ -194,7 +184,7 @@ def parse_edit(spec: TaskSpec, message: str) -> ParsedEdit:
                     parsed.attributes[cand.name] = cand.attributes
         elif occurrence is not None and _removed(text, occurrence):
             continue  # removing a class the spec does not have: nothing to do
-        elif cand.name not in edit.add_classes and (_ADD_CUE.search(text) or cand.name in _KNOWN_OBJECTS):
+        elif cand.name not in edit.add_classes and (_ADD_CUE.search(text) or cand.name in KNOWN_OBJECTS):
             edit.add_classes.append(cand.name)
             if cand.count:
                 parsed.counts[cand.name] = cand.count
@@ -366,19 +356,17 @@ def ground_edit(spec: TaskSpec, proposal: SpecEdit, message: str) -> SpecEdit:
     """Keep only what the message backs: numbers written in it, added classes that are spans of it, removed
     classes the spec has, keywords it names. The LLM's edit is never trusted on its own."""
     ex = extract(message)
-    text = _normalise(message)
+    text = normalise(message)
     numbers = {*ex.n_images_candidates, *([ex.n_images] if ex.n_images else []), *(ex.size or ())}
     numbers |= set(map(int, re.findall(r"\d+", text.replace(",", ""))))
     tokens = {singular(t) for t in re.findall(r"[a-z]+", text)}
     mentioned = {c.name for c in ex.classes} | {
         name
         for name in (singular(n.strip().lower()) for n in proposal.add_classes)
-        if name and all(w in tokens for w in name.split()) and _phrase_to_class(name.split()) is not None
+        if name and all(w in tokens for w in name.split()) and phrase_to_class(name.split()) is not None
     }
-    from synthloop.agent.grounding import _FORMAT_PATTERNS, _TASK_PATTERNS
-
-    named_tasks = {str(k) for k, p in _TASK_PATTERNS.items() if _mentions(text, p)}
-    named_formats = {str(k) for k, p in _FORMAT_PATTERNS.items() if _mentions(text, p)}
+    named_tasks = {str(k) for k, p in TASK_PATTERNS.items() if _mentions(text, p)}
+    named_formats = {str(k) for k, p in FORMAT_PATTERNS.items() if _mentions(text, p)}
     kept = SpecEdit(
         n_images=proposal.n_images if proposal.n_images in numbers else None,
         add_classes=[c for c in (singular(n.strip().lower()) for n in proposal.add_classes) if c in mentioned],
