@@ -261,6 +261,8 @@ class Annotation(_Frozen):
 
     instances: list[Instance] = Field(default_factory=list)
     captions: list[str] = Field(default_factory=list, max_length=16)
+    caption_sources: list[str] = Field(default_factory=list, max_length=16,
+                                       description="Who wrote each caption, in order: template | llm | vlm.")
     referring: list[ReferringExpression] = Field(default_factory=list)
     relations: list[Relation] = Field(default_factory=list)
 
