@@ -53,4 +53,20 @@ PY
     } || echo "setup: could not fetch YOLOv3-tiny; \`synthloop eval realism\` needs --detector DIR until then" >&2
     rm -rf "$sdist_dir"
 fi
+# Real object cut-outs for the copy_paste renderer (Tux Paint stamps, openclipart) and WordNet to match class
+# names to them. Optional: without them copy_paste uses the user's --assets and procedural shapes, and says so.
+asset_packages="tuxpaint-stamps-default openclipart-png wordnet-base"
+if [ -d /usr/share/tuxpaint/stamps ] && [ -d /usr/share/openclipart/png ] && [ -f /usr/share/wordnet/index.noun ]; then
+    :
+elif command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then
+    as_root=""; [ "$(id -u)" = 0 ] || as_root="sudo -n"
+    echo "setup: installing $asset_packages (object cut-outs, about 300 MB)" >&2
+    # shellcheck disable=SC2086
+    $as_root apt-get install -y -q $asset_packages >/dev/null 2>&1 \
+        || { $as_root apt-get update -q >/dev/null 2>&1 && $as_root apt-get install -y -q $asset_packages >/dev/null 2>&1; } \
+        || echo "setup: could not install $asset_packages; copy_paste will use --assets and procedural shapes" >&2
+else
+    echo "setup: for real object cut-outs install the Debian packages: $asset_packages" >&2
+    echo "       (or give your own with --assets DIR); until then copy_paste uses procedural shapes" >&2
+fi
 echo "setup: ready (.venv/bin/synthloop)" >&2
