@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from export_testdata import make_samples, make_spec, rejected_rows
+from export_testdata import ALL_TASKS, make_samples, make_spec, rejected_rows
 from PIL import Image
 
 from synthloop.tools.export.records import export_all
@@ -152,3 +152,176 @@ def test_each_corruption_is_reported(
 
 def test_missing_directory(tmp_path: Path) -> None:
     assert validate_dataset(tmp_path / "nowhere") == [f"{tmp_path / 'nowhere'}: not a directory"]
+
+
+# ------------------------------------------------------------------------------------------- task outputs
+
+
+@pytest.fixture
+def full_dataset(tmp_path: Path) -> Path:
+    """Every task in COCO, YOLO, VOC and HF (the rich samples: captions, refs, relations, certificates)."""
+    out = tmp_path / "full"
+    spec = make_spec(formats=("coco", "yolo", "voc", "hf"), tasks=ALL_TASKS)
+    export_all(out, spec, make_samples(out, rich=True), card=False)
+    return out
+
+
+def _drop(rel: str) -> Callable[[Path], None]:
+    def corrupt(out: Path) -> None:
+        (out / rel).unlink()
+
+    corrupt.__name__ = f"_drop_{rel.replace('/', '_').replace('.', '_')}"
+    return corrupt
+
+
+def _caption_removed(out: Path) -> None:
+    _edit_json(out / "annotations" / "captions_train.json",
+               lambda d: d.update(annotations=[a for a in d["annotations"] if a["image_id"] != 1]))
+
+
+def _ref_to_unknown_ann(out: Path) -> None:
+    path = out / "annotations" / "refs_train.json"
+    refs = json.loads(path.read_text())
+    refs[0]["ann_id"] = 999
+    path.write_text(json.dumps(refs))
+
+
+def _ref_wrong_category(out: Path) -> None:
+    path = out / "annotations" / "refs_train.json"
+    refs = json.loads(path.read_text())
+    refs[0]["category_id"] = refs[0]["category_id"] % 3 + 1
+    path.write_text(json.dumps(refs))
+
+
+def _relation_to_another_image(out: Path) -> None:
+    path = out / "annotations" / "scene_graphs_train.json"
+    graphs = json.loads(path.read_text())
+    graph = next(g for g in graphs if g["relationships"])
+    other = next(g for g in graphs if g["objects"] and g is not graph)
+    graph["relationships"][0]["object_id"] = other["objects"][0]["object_id"]
+    path.write_text(json.dumps(graphs))
+
+
+def _scene_graph_box_moved(out: Path) -> None:
+    path = out / "annotations" / "scene_graphs_val.json"
+    graphs = json.loads(path.read_text())
+    graphs[0]["objects"][0]["x"] += 3
+    path.write_text(json.dumps(graphs))
+
+
+def _relations_all_gone(out: Path) -> None:
+    for split in ("train", "val"):
+        path = out / "annotations" / f"scene_graphs_{split}.json"
+        graphs = json.loads(path.read_text())
+        for graph in graphs:
+            graph["relationships"] = []
+        path.write_text(json.dumps(graphs))
+
+
+def _semantic_pixel_changed(out: Path) -> None:
+    path = out / "semantic" / "train" / "s004.png"
+    values = np.asarray(Image.open(path)).copy()
+    values[0, 0] = 1 if values[0, 0] != 1 else 2
+    Image.fromarray(values).save(path)
+
+
+def _semantic_unknown_value(out: Path) -> None:
+    path = out / "semantic" / "train" / "s004.png"
+    values = np.asarray(Image.open(path)).copy()
+    values[0, 0] = 77
+    Image.fromarray(values).save(path)
+
+
+def _semantic_wrong_size(out: Path) -> None:
+    Image.fromarray(np.zeros((40, 50), dtype=np.uint8)).save(out / "semantic" / "train" / "s004.png")
+
+
+def _semantic_rgb(out: Path) -> None:
+    Image.fromarray(np.zeros((72, 96, 3), dtype=np.uint8)).save(out / "semantic" / "train" / "s004.png")
+
+
+def _voc_box_shifted(out: Path) -> None:
+    path = out / "voc" / "Annotations" / "s003.xml"
+    text = path.read_text()
+    start = text.index("<xmin>") + len("<xmin>")
+    end = text.index("</xmin>")
+    path.write_text(text[:start] + str(int(text[start:end]) + 2) + text[end:])
+
+
+def _voc_xml_broken(out: Path) -> None:
+    (out / "voc" / "Annotations" / "s003.xml").write_text("<annotation><object>")
+
+
+def _voc_image_set_short(out: Path) -> None:
+    path = out / "voc" / "ImageSets" / "Main" / "train.txt"
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[1:]))
+
+
+def _voc_class_map_changed(out: Path) -> None:
+    path = out / "voc" / "SegmentationClass" / "s004.png"
+    image = Image.open(path)
+    palette = image.getpalette()
+    values = np.asarray(image).copy()
+    values[0, :] = 3
+    changed = Image.frombytes("P", image.size, values.tobytes())
+    changed.putpalette(palette)
+    changed.save(path)
+
+
+def _certificate_out_of_range(out: Path) -> None:
+    _edit_json(out / "annotations" / "instances_train.json",
+               lambda d: _first_ann(d).update(certificate={"sources": {"layout": 1.0}, "agreement": 1.5}))
+
+
+TASK_CORRUPTIONS: list[tuple[Callable[[Path], None], str, str]] = [
+    (_drop("annotations/captions_train.json"), "annotations/captions_train.json", "missing (captioning"),
+    (_caption_removed, "annotations/captions_train.json", "images without a caption"),
+    (_drop("annotations/refs_val.json"), "annotations/refs_val.json", "missing (referring_expressions"),
+    (_ref_to_unknown_ann, "annotations/refs_train.json", "ann_id 999 is no annotation"),
+    (_ref_wrong_category, "annotations/refs_train.json", "differ from its annotation"),
+    (_drop("annotations/scene_graphs_train.json"), "annotations/scene_graphs_train.json", "missing (scene_graph"),
+    (_relation_to_another_image, "annotations/scene_graphs_train.json", "not objects of this image"),
+    (_scene_graph_box_moved, "annotations/scene_graphs_val.json", "objects differ"),
+    (_relations_all_gone, "annotations/scene_graphs_train.json", "no relationship at all"),
+    (_drop("semantic/classes.json"), "semantic/classes.json", "missing (semantic_segmentation"),
+    (_drop("semantic/train/s004.png"), "semantic/train/s004.png", "missing"),
+    (_semantic_pixel_changed, "semantic/train/s004.png", "1 pixels differ"),
+    (_semantic_unknown_value, "semantic/train/s004.png", "values [77]"),
+    (_semantic_wrong_size, "semantic/train/s004.png", "is 50x40"),
+    (_semantic_rgb, "semantic/train/s004.png", "not a single-channel"),
+    (_drop("voc/Annotations/s003.xml"), "voc/Annotations/s003.xml", "missing"),
+    (_voc_xml_broken, "voc/Annotations/s003.xml", "not parseable"),
+    (_voc_box_shifted, "voc/Annotations/s003.xml", "differs from COCO"),
+    (_drop("voc/JPEGImages/s001.jpg"), "voc/JPEGImages/s001.jpg", "missing"),
+    (_voc_image_set_short, "voc/ImageSets/Main/train.txt", "not the split's"),
+    (_voc_class_map_changed, "voc/SegmentationClass/s004.png", "pixels differ from semantic"),
+    (_drop("hf/train/semantic/s004.png"), "hf/train/metadata.jsonl", "no semantic map"),
+    (_certificate_out_of_range, "annotations/instances_train.json", "certificate"),
+]
+
+
+def test_full_dataset_is_valid(full_dataset: Path) -> None:
+    assert validate_dataset(full_dataset) == []
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "file", "what"), TASK_CORRUPTIONS, ids=[c[0].__name__.strip("_") for c in TASK_CORRUPTIONS]
+)
+def test_each_task_output_corruption_is_reported(
+    full_dataset: Path, corrupt: Callable[[Path], None], file: str, what: str
+) -> None:
+    corrupt(full_dataset)
+    defects = validate_dataset(full_dataset)
+    assert any(d.startswith(file) and what in d for d in defects), defects
+
+
+def test_a_task_asked_for_but_not_exported_fails(tmp_path: Path) -> None:
+    """Today's bug: the spec lists tasks whose outputs were never written; validation must say so."""
+    export_all(tmp_path, make_spec(formats=("coco", "voc"), tasks=("detection",)), make_samples(tmp_path, rich=True))
+    asked = make_spec(formats=("coco", "voc"), tasks=ALL_TASKS)
+    (tmp_path / "spec.json").write_text(asked.model_dump_json())
+    defects = validate_dataset(tmp_path)
+    for rel in ("annotations/captions_train.json", "annotations/refs_train.json",
+                "annotations/scene_graphs_train.json", "semantic/classes.json", "semantic/train/s001.png",
+                "voc/SegmentationClass/s001.png"):
+        assert any(d.startswith(rel) and "missing" in d for d in defects), (rel, defects)
