@@ -53,3 +53,47 @@ def test_card_without_samples_or_rejections(tmp_path: Path) -> None:
 def test_reason_counts_group_numbers_and_accept_other_row_shapes() -> None:
     rows = [{"reasons": ["box 3 too small", "box 12 too small"]}, {"reason": "blurry"}, {}]
     assert reason_counts(rows) == {"box # too small": 2, "blurry": 1, "(no reason given)": 1}
+
+
+def test_card_reports_what_each_task_delivered(tmp_path: Path) -> None:
+    from export_testdata import ALL_TASKS, LOW_AGREEMENT
+
+    spec = make_spec(formats=("coco", "voc"), tasks=ALL_TASKS)
+    samples = make_samples(tmp_path, rich=True)
+    write_card(tmp_path, spec, samples, [], None)
+    card = (tmp_path / "card.md").read_text()
+
+    visible = {s.id: {k for k, i in enumerate(s.annotation.instances) if i.area > 0} for s in samples}
+    n_objects = sum(len(v) for v in visible.values())
+    n_masked = sum(i.segmentation is not None for s in samples for i in s.annotation.instances if i.area > 0)
+    n_captions = sum(len(s.annotation.captions) for s in samples)
+    refs = [r for s in samples for r in s.annotation.referring if r.instance in visible[s.id]]
+    relations = [
+        r for s in samples for r in s.annotation.relations if {r.subject, r.object} <= visible[s.id]
+    ]
+    with_relations = sum(
+        any({r.subject, r.object} <= visible[s.id] for r in s.annotation.relations) for s in samples
+    )
+    assert f"| detection | `annotations/instances_{{split}}.json` (boxes) | {n_objects} boxes in 8 images |" in card
+    assert f"{n_masked}/{n_objects} objects with a mask; {n_objects - n_masked} box only" in card
+    assert f"| `annotations/captions_{{split}}.json` | 8/8 images captioned, {n_captions} captions |" in card
+    sentences = sum(len(r.sentences) for r in refs)
+    referred = sum(len({r.instance for r in s.annotation.referring} & visible[s.id]) for s in samples)
+    assert f"{referred}/{n_objects} objects referred to, {sentences} sentences" in card
+    assert f"{len(relations)} relations in {with_relations}/8 images" in card
+    for heading in ("## Semantic segmentation", "## Captions", "## Referring expressions", "## Scene graph"):
+        assert heading in card
+    assert f"`s001`: {samples[1].annotation.captions[0]}" in card  # an example caption
+
+    agreements = [i.certificate.agreement for s in samples for i in s.annotation.instances if i.area > 0]
+    low = sum(a == LOW_AGREEMENT for a in agreements)
+    assert "## Label certificates" in card and f"{len(agreements)}/{n_objects} objects carry a certificate" in card
+    assert f"| [0.3, 0.4) | {low} |" in card and f"| [0.9, 1.0] | {len(agreements) - low} |" in card
+
+
+def test_card_without_task_outputs_or_certificates(tmp_path: Path) -> None:
+    write_card(tmp_path, make_spec(tasks=("detection",)), make_samples(tmp_path), [], None)
+    card = (tmp_path / "card.md").read_text()
+    assert "| detection |" in card and "## What each task delivered" in card
+    for absent in ("## Captions", "## Referring expressions", "## Scene graph", "## Semantic", "## Label certificates"):
+        assert absent not in card
