@@ -6,4 +6,5 @@ from synthloop.tools.layout.base import LayoutSampler
 
 LAYOUTS: Registry[LayoutSampler] = Registry("layout", "synthloop.layouts", {
     "procedural": "synthloop.tools.layout.procedural:ProceduralLayoutSampler",
+    "reference": "synthloop.tools.layout.reference:ReferenceLayoutSampler",
 })
