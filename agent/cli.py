@@ -578,6 +578,29 @@ def eval_critic_defects(
         atomic_write_json(out, bench.to_dict(), indent=2)
 
 
+@eval_app.command("labels")
+def eval_labels(
+    n: Annotated[int, typer.Option("--n", help="Rendered hard scenes to label and measure.")] = 200,
+    size: Annotated[int, typer.Option("--size", help="Image side in pixels.")] = 512,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the scenes and the labels.")] = 0,
+    noise: Annotated[int, typer.Option("--noise", help="Shift each mask by up to this many pixels before "
+                                                       "labelling (a model annotator's error); 0 = exact.")] = 0,
+    out: Annotated[Path | None, typer.Option("--out", help="Write counts and rates as JSON here.")] = None,
+) -> None:
+    """Captions, referring expressions and relations measured against the exact truth of rendered scenes."""
+    from synthloop.evals.labels import format_labels_report, run_labels_eval
+    from synthloop.tools.io import atomic_write_json
+
+    _check_count("--n", n, 1, 100_000)
+    _check_count("--size", size, 64, 4096)
+    _check_count("--seed", seed, 0, 2**32 - 1)
+    _check_count("--noise", noise, 0, 64)
+    report = run_labels_eval(n=n, size=size, seed=seed, noise_px=noise)
+    typer.echo(format_labels_report(report))
+    if out is not None:
+        atomic_write_json(out, report.to_dict(), indent=2)
+
+
 @eval_app.command("realism")
 def eval_realism(
     dataset: Annotated[Path, typer.Argument(metavar="DIR", help="An exported dataset (synthloop's output folder).")],
