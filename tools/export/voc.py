@@ -104,7 +104,7 @@ def palette_png_bytes(label_map: np.ndarray) -> bytes:
     image = Image.frombytes("P", (width, height), np.ascontiguousarray(label_map, dtype=np.uint8).tobytes())
     image.putpalette([channel for color in voc_palette() for channel in color])
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
