@@ -3,7 +3,8 @@
 Per object the generator writes candidate sentences of five kinds, each only when it is clearly true of
 that object (margins against borderline positions, orderings and sizes):
 - name: "the plate", "the red cup" (class, with the object's attributes when it has any);
-- location: "the cup on the left" (the object's centre well inside a third of the image);
+- location: "the cup on the left" (the object's centre well inside a third of the image, and no other
+  object of its class near that third's border);
 - size: "the largest cup" (its box at least GENERATOR_SIZE_RATIO times every other of its class);
 - ordinal: "the leftmost cup", "the second cup from the right" (neighbours far enough apart to order);
 - relation: "the cup left of the plate" (a rule relation of the object, the other object named by its own
@@ -145,22 +146,34 @@ class _Writer:
         return texts
 
     def _regions(self, obj: SceneObject) -> list[str]:
+        """Image thirds the object's centre is well inside while every other object of its class is well
+        outside or well inside too (no centre within REGION_MARGIN of the border either way)."""
+        regions = []
+        for region in LOCATION_PHRASES:
+            if self._clearly(obj, region) is not True:
+                continue
+            if all(self._clearly(o, region) is not None for o in self.same_class[obj.category]):
+                regions.append(region)
+        return regions
+
+    def _clearly(self, obj: SceneObject, region: str) -> bool | None:
+        """True / False when the centre is REGION_MARGIN inside / outside the region, None near its border."""
         cx = obj.region.centre[0] / self.scene.width
         cy = obj.region.centre[1] / self.scene.height
         low, high = REGION_SPLITS
-        m = REGION_MARGIN
-        regions = []
-        if cx < low - m:
-            regions.append("left")
-        if cx > high + m:
-            regions.append("right")
-        if cy < low - m:
-            regions.append("top")
-        if cy > high + m:
-            regions.append("bottom")
-        if low + m <= cx <= high - m and low + m <= cy <= high - m:
-            regions.append("middle")
-        return regions
+        # signed distance into the region (positive inside), per axis the region constrains
+        depth = {
+            "left": low - cx,
+            "right": cx - high,
+            "top": low - cy,
+            "bottom": cy - high,
+            "middle": min(cx - low, high - cx, cy - low, high - cy),
+        }[region]
+        if depth >= REGION_MARGIN:
+            return True
+        if depth <= -REGION_MARGIN:
+            return False
+        return None
 
     def _size_words(self, obj: SceneObject) -> list[str]:
         others = [o for o in self.same_class[obj.category] if o.index != obj.index]

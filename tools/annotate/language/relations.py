@@ -7,17 +7,19 @@ margins so that a borderline pair gets no relation rather than a wrong one:
   centres are at least DOMINANCE times further apart along x than along y (above / below: the same on y);
 - near: the boxes do not overlap and the gap between the objects (mask to mask when both have masks, box to
   box otherwise) is at most NEAR_GAP × sqrt(smaller box area);
-- on (under is its inverse): the subject is the smaller object, lies over the object horizontally (at least
-  ON_WIDTH_INSIDE of its width) and sticks out above its top, and either rests in front of it with its bottom
-  in the object's upper band ON_BAND (depth higher, masks touching), or touches its top edge from above;
+- on (under is its inverse): the subject is the smaller and not the wider object, lies over the object
+  horizontally (at least ON_WIDTH_INSIDE of its width) and sticks out above its top, and either rests in
+  front of it with its bottom in the object's upper band ON_BAND (depth higher, masks touching), or touches
+  its top edge from above (masks touching);
 - inside: the subject's box lies within the object's box, is at most INSIDE_MAX_AREA of it, and is in front;
 - in front of (behind is its inverse): the subject is higher in depth order, and the occlusion is real: its
   mask touches the object's mask along at least CONTACT_FRACTION × sqrt(smaller box area) pixels (at least
   CONTACT_MIN), it overlaps the object's full extent, and the object is partly hidden; without masks, the
   boxes must overlap by BOX_OVERLAP_NO_MASK of the smaller one.
 
-`rule_relations` evaluates every ordered pair and keeps a bounded, deterministic selection (strongest
-predicates first: on/under, inside, depth, directions, near; nearest pairs first within a predicate).
+`rule_relations` evaluates every ordered pair and keeps a bounded, deterministic selection: nearest pairs
+(by box centres) first, and within a pair the strongest predicates first (on/under, inside, depth,
+directions, near).
 The procedural layout sampler uses the same rules on its boxes (no masks), so there is one implementation.
 """
 
@@ -190,7 +192,7 @@ def in_front_of(a: Region, b: Region, pair: Pair) -> bool:
 
 def on(a: Region, b: Region, pair: Pair) -> bool:
     """a rests on top of b: over it, sticking out above its top, in front of it or touching it from above."""
-    if a.box_area >= b.box_area:
+    if a.box_area >= b.box_area or a.width > b.width:
         return False
     x_overlap = min(a.box[2], b.box[2]) - max(a.box[0], b.box[0])
     if x_overlap < ON_WIDTH_INSIDE * a.width or a.box[1] > b.box[1] - 0.1 * a.height:
@@ -243,9 +245,9 @@ class Candidate:
     object: int
     distance: float
 
-    def key(self) -> tuple[int, float, int, int, str]:
-        """Selection order: predicate strength, then nearest pairs, then indices."""
-        return (PRIORITY[self.predicate], round(self.distance, 6), self.subject, self.object, self.predicate)
+    def key(self) -> tuple[float, int, int, int, str]:
+        """Selection order: nearest pairs first, then predicate strength, then indices."""
+        return (round(self.distance, 6), PRIORITY[self.predicate], self.subject, self.object, self.predicate)
 
 
 def candidate_relations(regions: Sequence[Region]) -> list[Candidate]:
