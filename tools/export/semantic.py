@@ -78,7 +78,8 @@ def semantic_map(
     whose certificate agreement is below `ignore_below` is ignore."""
     label = np.zeros((height, width), dtype=np.uint8)
     masked = [inst for inst in instances if inst.counts is not None]
-    crops = rle_crops((height, width), [inst.counts for inst in masked]) if masked else []  # type: ignore[misc]
+    counts = [inst.counts for inst in masked if inst.counts is not None]
+    crops = rle_crops((height, width), counts) if counts else []
     for inst, (crop, x0, y0) in zip(masked, crops, strict=True):
         if crop.size == 0:
             continue
