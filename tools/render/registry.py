@@ -6,4 +6,5 @@ from synthloop.tools.render.base import Renderer
 
 RENDERERS: Registry[Renderer] = Registry("renderer", "synthloop.renderers", {
     "compositor": "synthloop.tools.render.compositor:CompositorRenderer",
+    "diffusion": "synthloop.tools.render.diffusion.renderer:DiffusionRenderer",
 })
