@@ -40,7 +40,7 @@ def client(workspace: Path, token: str | None = None) -> TestClient:
     return TestClient(app, raise_server_exceptions=False)
 
 
-def wait_for(http: TestClient, run_id: str, status: str, timeout: float = 30) -> dict:
+def wait_for(http: TestClient, run_id: str, status: str, timeout: float = 300) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = http.get(f"/api/runs/{run_id}/state").json()
@@ -71,7 +71,7 @@ def test_other_hosts_need_a_token(host: str) -> None:
 
 def test_the_command_refuses_a_public_host_without_a_token() -> None:
     result = subprocess.run([sys.executable, "-m", "synthloop.agent.cli", "ui", "--host", "0.0.0.0"],
-                            capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+                            capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 2
     assert result.stderr.startswith("error: binding to 0.0.0.0") and "--token" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

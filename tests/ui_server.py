@@ -37,7 +37,7 @@ def ui_server(workspace: Path, *extra: str, env: dict[str, str] | None = None) -
              str(workspace), *extra], stdout=log_file, stderr=subprocess.STDOUT, env=environment)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 300  # generous: a busy machine starts the server late, not never
         while True:
             try:
                 with urllib.request.urlopen(base + "/api/runs", timeout=2):
