@@ -140,8 +140,8 @@ def bootstrap_recalls(images: Sequence[ImageHits], classes: Sequence[str], *, ro
                       seed: int = 0) -> dict[str, dict[str, Recall]]:
     """{"class_aware"|"class_agnostic": {class or "all": Recall}}; images are the bootstrap unit."""
     columns = [*classes, "all"]
-    truths = np.array([[img.truths.get(c, 0) for c in classes] for img in images], dtype=np.int64).reshape(-1,
-                                                                                                         len(classes))
+    shape = (len(images), len(classes))
+    truths = np.array([[img.truths.get(c, 0) for c in classes] for img in images], dtype=np.int64).reshape(shape)
     rng = np.random.default_rng([seed, 0x5EA1])
     n = len(images)
     # Row r: how often each image is drawn in bootstrap round r (multinomial = resampling with replacement).
@@ -149,7 +149,7 @@ def bootstrap_recalls(images: Sequence[ImageHits], classes: Sequence[str], *, ro
     out: dict[str, dict[str, Recall]] = {}
     for kind in ("aware", "agnostic"):
         hits = np.array([[getattr(img, kind).get(c, 0) for c in classes] for img in images],
-                        dtype=np.int64).reshape(-1, len(classes))
+                        dtype=np.int64).reshape(shape)
         hit_cols = np.column_stack([hits, hits.sum(axis=1)])
         truth_cols = np.column_stack([truths, truths.sum(axis=1)])
         boot_hits, boot_truths = weights @ hit_cols, weights @ truth_cols
@@ -159,8 +159,8 @@ def bootstrap_recalls(images: Sequence[ImageHits], classes: Sequence[str], *, ro
         for k, name in enumerate(columns):
             h, t = int(hit_cols[:, k].sum()), int(truth_cols[:, k].sum())
             interval = None
-            if t > 0 and rounds:
-                values = boot[:, k][~np.isnan(boot[:, k])]
+            values = boot[:, k][~np.isnan(boot[:, k])]  # rounds that drew no image holding the class drop out
+            if t > 0 and values.size:
                 lo, hi = np.percentile(values, [2.5, 97.5])
                 interval = (round(float(lo), 4), round(float(hi), 4))
             result[name] = Recall(h, t, round(h / t, 4) if t else None, interval)

@@ -138,6 +138,15 @@ def test_bootstrap_is_seeded_and_resamples_whole_images() -> None:
     assert empty.recall is None and empty.interval is None
 
 
+def test_bootstrap_rounds_that_miss_a_rare_class_drop_out() -> None:
+    # One object in one image of 50: some single-round bootstraps never draw it; that must not break anything.
+    images = [ImageHits({"cup": 1}, {"cup": 1}, {"cup": 1}), *(ImageHits({}, {}, {}) for _ in range(49))]
+    for seed in range(10):
+        recall = bootstrap_recalls(images, ["cup"], rounds=1, seed=seed)["class_aware"]["cup"]
+        assert recall.recall == 1.0 and recall.interval in (None, (1.0, 1.0))
+    assert bootstrap_recalls(images, [], rounds=5)["class_aware"]["all"].recall is None
+
+
 # ------------------------------------------------------------------------------------------- dataset
 
 
@@ -184,7 +193,8 @@ SCENES = {
 
 def write_dataset(root: Path, scenes: dict[str, list[list[tuple]]] = SCENES) -> Path:
     """An exported-dataset folder: images/{split}/*.png and annotations/instances_{split}.json."""
-    categories = {"mug": 1, "plate": 2, "television": 3}
+    used = {o[0] for images in scenes.values() for objects in images for o in objects}
+    categories = {name: k for k, name in enumerate(["mug", "plate", "television"], start=1) if name in used}
     for split, images in scenes.items():
         (root / "images" / split).mkdir(parents=True)
         coco = {"images": [], "annotations": [],
@@ -234,6 +244,18 @@ def test_open_vocabulary_detector_is_asked_for_the_mapped_coco_names(tmp_path: P
     report = evaluate_realism(dataset, detector, rounds=0)
     assert all(sorted(a) == ["cup", "tv"] for a in detector.asked)
     assert report.recall["class_aware"]["tv"].hits == 1 and report.recall["class_aware"]["cup"].hits == 1
+
+
+def test_a_dataset_without_coco_classes_scores_nothing_and_says_so(tmp_path: Path) -> None:
+    scenes = {"train": [[("plate", RED, (2, 2, 12, 12), (2, 2, 12, 12))]]}
+    dataset = write_dataset(tmp_path / "data", scenes)
+    report = evaluate_realism(dataset, ColourDetector(COLOURS), rounds=20)
+    assert report.mapping == {} and report.unmapped == ["plate"]
+    assert report.recall["class_aware"]["all"].recall is None
+    assert "not scored (no COCO class): plate" in format_realism(report)
+    write_realism(tmp_path, report)
+    write_card(tmp_path, make_spec(), [], [], None)
+    assert "| all |  | 0 | - | - |" in (tmp_path / "card.md").read_text()
 
 
 def test_a_missing_image_or_detector_is_one_clear_error(tmp_path: Path) -> None:
