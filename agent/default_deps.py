@@ -49,6 +49,7 @@ def default_deps(out_dir: Path | None = None) -> Deps:
     from synthloop.agent.config import load_config
     from synthloop.agent.planner.factories import make_planner, make_reviser
     from synthloop.agent.runner import build_deps
+    from synthloop.agent.store import restore_from_checkpoint
 
     out_dir = Path(out_dir or default_out_dir(_thread_id())).resolve()
     with _lock:
@@ -58,6 +59,8 @@ def default_deps(out_dir: Path | None = None) -> Deps:
                 _executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="synthloop-default")
             (out_dir / ".work").mkdir(parents=True, exist_ok=True)
             planner = make_planner(config, None, None)
-            _cache[out_dir] = build_deps(out_dir, config, planner, auto_approve=False, progress=None,
-                                         executor=_executor, reviser=make_reviser(config, planner))
+            deps = build_deps(out_dir, config, planner, auto_approve=False, progress=None,
+                              executor=_executor, reviser=make_reviser(config, planner))
+            restore_from_checkpoint(deps, [])  # the server owns the checkpoints: judges learn every kept record
+            _cache[out_dir] = deps
         return _cache[out_dir]

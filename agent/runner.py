@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.types import Command
+from langgraph.types import Command, StateSnapshot
 
 from synthloop.agent.backends import (
     check_compatible,
@@ -34,7 +34,7 @@ from synthloop.agent.deps import Deps, Planner, ProgressCallback, Reviser
 from synthloop.agent.engine import LocalEngine
 from synthloop.agent.errors import UserInputError
 from synthloop.agent.graph import build_graph
-from synthloop.agent.store import load_kept, observe_kept
+from synthloop.agent.store import restore_from_checkpoint
 from synthloop.tools.critic.duplicates import DuplicateIndex
 from synthloop.tools.io import atomic_write_json
 from synthloop.tools.types import TaskSpec
@@ -65,7 +65,7 @@ def prepare_new_out_dir(out_dir: Path) -> None:
     """Create `out_dir` for a new run, refusing a file, a non-empty folder or an existing run."""
     if out_dir.exists() and not out_dir.is_dir():
         raise UserInputError(f"output path {out_dir} is a file, not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
+    if out_dir.is_dir() and any(p for p in out_dir.iterdir() if not _is_empty_work_dir(p)):
         if (out_dir / RUN_FILE).is_file():
             raise UserInputError(f"{out_dir} already holds a synthloop run: `synthloop resume {out_dir}` "
                                  "continues it; choose a new --out for a new run")
@@ -74,6 +74,11 @@ def prepare_new_out_dir(out_dir: Path) -> None:
         (out_dir / ".work").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserInputError(f"cannot create output directory {out_dir}: {exc.strerror}") from exc
+
+
+def _is_empty_work_dir(path: Path) -> bool:
+    """A `.work/` left by a run killed before it wrote anything (it does not make the folder a run)."""
+    return path.name == ".work" and path.is_dir() and not any(path.iterdir())
 
 
 def build_deps(
@@ -99,13 +104,30 @@ def build_deps(
         pairwise=make_pairwise_judge(config, duplicates)
         if config.best_of_n > 1 or config.rank_matches_per_sample > 0 else None,
     )
-    for sample in load_kept(deps.work_dir):
-        observe_kept(deps, sample)
     return deps
 
 
 def _no_planner(request: str) -> TaskSpec:
     raise UserInputError("this run has no planner: it was started from a spec file")
+
+
+def _first_input(request: str | None, spec: TaskSpec | None, config: RunConfig) -> dict[str, Any]:
+    return {
+        "request": request or (spec.request if spec else ""), "spec": spec.model_dump(mode="json") if spec else None,
+        "answers": [], "messages": [], "retry_slots": [], "batch": [],
+        "next_index": 0, "kept": 0, "rejected": 0, "attempts": 0, "best_of_n": config.best_of_n,
+    }
+
+
+def _in_flight(checkpoint: StateSnapshot) -> list[dict[str, Any]]:
+    """The samples whose step had not finished at the last checkpoint. A task that finished after it has its
+    result saved as a pending write (LangGraph applies it on resume without running the task again): then the
+    batch that result leaves is what is in flight."""
+    batch = (checkpoint.values or {}).get("batch", [])
+    for task in checkpoint.tasks:
+        if task.result is not None and "batch" in task.result:
+            batch = task.result["batch"]
+    return list(batch)
 
 
 def _drive(
@@ -115,14 +137,29 @@ def _drive(
     deps: Deps,
     on_interrupt: InterruptHandler | None,
 ) -> RunSummary:
+    """Run the graph until it ends, answering interrupts. `first_input` None means resume: the records on disk
+    are first made to agree with the last checkpoint (see `store.restore_from_checkpoint`); a run killed
+    before its first checkpoint starts again from the input recorded in run.json."""
     started = time.perf_counter()
     graph_config = {"configurable": {"thread_id": thread_id}, "recursion_limit": 1_000_000}
     with closing(sqlite3.connect(out_dir / CHECKPOINT_FILE, check_same_thread=False)) as connection:
         graph = build_graph(SqliteSaver(connection))
         value = first_input
+        if first_input is None:
+            try:
+                checkpoint = graph.get_state(graph_config)
+            except sqlite3.DatabaseError as exc:
+                raise UserInputError(f"the checkpoint {out_dir / CHECKPOINT_FILE} is unreadable ({exc}); the run "
+                                     "cannot be resumed") from exc
+            if not checkpoint.values:
+                run = read_run_file(out_dir)
+                spec = TaskSpec.model_validate(run["spec"]) if run.get("spec") else None
+                value = _first_input(run.get("request"), spec, deps.config)
+            restore_from_checkpoint(deps, _in_flight(checkpoint))
         while True:
             pending = None
-            for chunk in graph.stream(value, graph_config, context=deps, stream_mode="updates"):
+            # durability="sync": a step's checkpoint is on disk before the next step starts writing records.
+            for chunk in graph.stream(value, graph_config, context=deps, stream_mode="updates", durability="sync"):
                 if "__interrupt__" in chunk:
                     pending = chunk["__interrupt__"][0].value
             if pending is None:
@@ -163,14 +200,10 @@ def start_run(
     prepare_new_out_dir(out_dir)
     thread_id = uuid.uuid4().hex
     atomic_write_json(out_dir / RUN_FILE, {
-        "thread_id": thread_id, "request": request, "auto_approve": auto_approve,
-        "config": config.model_dump(mode="json"),
+        "thread_id": thread_id, "request": request, "spec": spec.model_dump(mode="json") if spec else None,
+        "auto_approve": auto_approve, "config": config.model_dump(mode="json"),
     }, indent=2)
-    first_input = {
-        "request": request or (spec.request if spec else ""), "spec": spec.model_dump(mode="json") if spec else None,
-        "answers": [], "messages": [], "retry_slots": [], "batch": [],
-        "next_index": 0, "kept": 0, "rejected": 0, "attempts": 0, "best_of_n": config.best_of_n,
-    }
+    first_input = _first_input(request, spec, config)
     with ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="synthloop") as executor:
         deps = build_deps(out_dir, config, planner or _no_planner, auto_approve=auto_approve,
                           progress=progress, executor=executor, reviser=reviser)

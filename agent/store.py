@@ -68,6 +68,25 @@ def observe_kept(deps: Deps, sample: Sample) -> None:
             judge.observe(sample)
 
 
+def restore_from_checkpoint(deps: Deps, in_flight: list[dict[str, Any]]) -> None:
+    """Make the records agree with the last checkpoint, then rebuild the stateful judges from them.
+
+    The checkpoint is saved after a node finishes, records while it runs: records of samples still in flight
+    (the checkpoint's `batch`) were written by a step that did not finish, and that step runs again. They are
+    removed first, so the stateful judges (class balance, duplicates) see exactly the samples the checkpoint
+    counts as kept, and the re-run step decides as the uninterrupted run did.
+    """
+    work_dir, out_dir = deps.work_dir, deps.out_dir
+    for sample in in_flight:
+        sample_id, attempt = sample["id"], sample["attempt"]
+        kept_path(work_dir, sample_id).unlink(missing_ok=True)  # a sample in flight was never kept before
+        name = f"{sample_id}-a{attempt}"
+        (work_dir / "rejected" / f"{name}.json").unlink(missing_ok=True)
+        (out_dir / "rejected" / f"{name}.png").unlink(missing_ok=True)
+    for sample in load_kept(work_dir):
+        observe_kept(deps, sample)
+
+
 def load_kept(work_dir: Path) -> list[Sample]:
     """All kept samples, sorted by id."""
     folder = work_dir / "kept"

@@ -197,6 +197,7 @@ def test_stateful_critics_are_rebuilt_from_kept_records(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from synthloop.agent.runner import build_deps
+    from synthloop.agent.store import restore_from_checkpoint
     from synthloop.tools.critic.rules import ClassBalanceJudge
 
     start_run(tmp_path / "out", CONFIG, spec=SPEC, auto_approve=True)
@@ -205,6 +206,9 @@ def test_stateful_critics_are_rebuilt_from_kept_records(tmp_path: Path) -> None:
     with ThreadPoolExecutor(1) as pool:
         deps = build_deps(tmp_path / "out", CONFIG, planner=ScriptedPlanner(), auto_approve=True, progress=None,
                           executor=pool)
+    restore_from_checkpoint(deps, in_flight=[rows[-1]])  # as if the last sample's step had not finished
     balance = next(j for j in deps.judges if isinstance(j, ClassBalanceJudge))
-    assert sum(balance.counts.values()) == visible
-    assert len(deps.duplicates) == 12
+    last = sum(1 for inst in rows[-1]["annotation"]["instances"] if inst["area"] > 0)
+    assert sum(balance.counts.values()) == visible - last
+    assert len(deps.duplicates) == 11
+    assert not (tmp_path / "out" / ".work" / "kept" / f"{rows[-1]['id']}.json").exists()

@@ -246,7 +246,7 @@ class ClassBalanceJudge(BaseJudge):
         total = sum(counts.values())
         if total == 0:
             return 0.0
-        names = set(expected) | set(counts)
+        names = sorted(set(expected) | set(counts))  # sorted: a set's order (and so the float sum) varies by process
         return 0.5 * sum(abs(counts.get(n, 0) / total - expected.get(n, 0.0)) for n in names)
 
     def judge(self, item: JudgeInput) -> Verdict:
@@ -260,7 +260,8 @@ class ClassBalanceJudge(BaseJudge):
         if sum(after.values()) < self.min_instances or drift_after <= max(drift_before, self.max_drift):
             return Verdict(judge=self.id, decision=Decision.accept, scores=scores)
         total = sum(after.values())
-        over = max(expected.keys() | after.keys(), key=lambda n: after.get(n, 0) / total - expected.get(n, 0.0))
+        over = max(sorted(expected.keys() | after.keys()),
+                   key=lambda n: after.get(n, 0) / total - expected.get(n, 0.0))
         share, wanted = after.get(over, 0) / total, expected.get(over, 0.0)
         reason = (f"class balance drifts to {drift_after:.2f} (limit {self.max_drift:g}): {over} is {share:.0%} of "
                   f"kept instances, spec expects {wanted:.0%}")
