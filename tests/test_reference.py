@@ -80,7 +80,8 @@ def sampler(reference: tuple[Path, Path]) -> ReferenceLayoutSampler:
     return ReferenceLayoutSampler(str(reference[0]), str(reference[1]))
 
 
-SPEC = TaskSpec(objects=[ObjectSpec(name="cup", min_count=1, max_count=5), ObjectSpec(name="car", max_count=2),
+SPEC = TaskSpec(objects=[ObjectSpec(name="cup", min_count=1, max_count=5),
+                         ObjectSpec(name="car", min_count=0, max_count=2),
                          ObjectSpec(name="fork", min_count=1, max_count=2)], width=512, height=384)
 
 
