@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import test_backend_contracts as contracts
 from PIL import Image
 
 from synthloop.tools.backend import BackendError
+from synthloop.tools.layout.base import LayoutSampler
 from synthloop.tools.layout.procedural import PROFILES, occluded_fraction
 from synthloop.tools.layout.reference import ReferenceLayoutSampler
 from synthloop.tools.layout.reference_report import (
@@ -30,7 +30,7 @@ from synthloop.tools.layout.reference_report import (
 )
 from synthloop.tools.layout.registry import LAYOUTS
 from synthloop.tools.reference import ReferenceDataError, fit_priors, load_reference
-from synthloop.tools.types import Difficulty, ObjectSpec, TaskSpec
+from synthloop.tools.types import Difficulty, ObjectSpec, Task, TaskSpec
 
 W, H = 640, 480
 CUP_SIZE, CUP_ASPECT, CUP_CENTRE = (0.04, 0.07), (0.8, 1.2), ((0.05, 0.25), (0.75, 0.95))
@@ -190,8 +190,16 @@ def test_priors_count_classes_and_boxes_as_annotated(reference: tuple[Path, Path
 
 
 def test_reference_sampler_keeps_the_layout_contract(sampler: ReferenceLayoutSampler) -> None:
-    contracts.test_backend_implements_its_protocol(sampler, contracts.LayoutSampler)
-    contracts.test_layout_contract(sampler)  # determinism, bounds, the spec's counts, relations in range
+    spec = SPEC.model_copy(update={"tasks": [Task.detection, Task.scene_graph], "difficulty": Difficulty.hard})
+    assert isinstance(sampler, LayoutSampler) and sampler.id == "reference"
+    layouts = [sampler.sample(spec, seed) for seed in range(6)]
+    assert [sampler.sample(spec, seed) for seed in range(6)] == layouts  # same spec + seed → same layout
+    assert len({lay.model_dump_json() for lay in layouts}) == len(layouts)  # seeds matter
+    assert any(lay.relations for lay in layouts)
+    for lay in layouts:
+        assert (lay.width, lay.height) == (spec.width, spec.height) and lay.objects
+        assert all(r.subject < len(lay.objects) and r.object < len(lay.objects) for r in lay.relations)
+        assert [o.depth for o in lay.objects] == list(range(len(lay.objects)))
 
 
 def test_counts_and_overlap_limits_of_the_spec_hold(sampler: ReferenceLayoutSampler) -> None:
