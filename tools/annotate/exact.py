@@ -3,6 +3,9 @@
 One `Instance` per layout object, in layout order, so relation indices of the layout stay valid for the
 annotation. Objects that ended up fully hidden are kept (area 0, empty box, visible_fraction 0): judging
 them is the critic's job, not the annotator's.
+
+Every instance carries a certificate (`certificate.py`): the layout box's IoU with the visible box and the
+rendered mask; its agreement is 1.0 unless the object is mostly hidden.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from synthloop.tools.annotate.base import BaseAnnotator
+from synthloop.tools.annotate.certificate import certify, layout_iou, render_mask_evidence
 from synthloop.tools.backend import Capabilities
 from synthloop.tools.geometry import scale_box
 from synthloop.tools.masks import encode_rle, mask_bbox
@@ -21,7 +25,7 @@ class ExactAnnotator(BaseAnnotator):
     """Exact masks, tight boxes, areas and visible fractions read off the renderer's instance map."""
 
     id = "exact"
-    capabilities = Capabilities(exact_labels=True, needs_instance_map=True)
+    capabilities = Capabilities(exact_labels=True, needs_instance_map=True, provides_masks=True)
 
     def annotate(self, layout: Layout, render: RenderResult, spec: TaskSpec) -> Annotation:
         """Return one instance per layout object (label k in the map = layout object k-1)."""
@@ -60,6 +64,9 @@ class ExactAnnotator(BaseAnnotator):
                 bbox = (bx + x0, by + y0, bw, bh)
             else:
                 bbox = (0.0, 0.0, 0.0, 0.0)
+            visible = _visible_fraction(area, amodal[index] if amodal else None)
+            certificate = certify({"layout": layout_iou(scale_box(obj.box, width, height), bbox),
+                                   "render_mask": render_mask_evidence(area, visible)})
             instances.append(
                 Instance(
                     category=obj.category,
@@ -67,8 +74,9 @@ class ExactAnnotator(BaseAnnotator):
                     area=area,
                     segmentation=segmentation,
                     source=self.id,
-                    visible_fraction=_visible_fraction(area, amodal[index] if amodal else None),
+                    visible_fraction=visible,
                     layout_index=index,
+                    certificate=certificate,
                 )
             )
         relations = list(layout.relations) if Task.scene_graph in spec.tasks else []

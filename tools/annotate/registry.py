@@ -6,4 +6,6 @@ from synthloop.tools.backend import Registry
 
 ANNOTATORS: Registry[Annotator] = Registry("annotator", "synthloop.annotators", {
     "exact": "synthloop.tools.annotate.exact:ExactAnnotator",
+    "sam": "synthloop.tools.annotate.sam:SamAnnotator",
+    "detector": "synthloop.tools.annotate.detector:DetectorAnnotator",
 })
