@@ -43,7 +43,8 @@ class Capabilities:
     text_conditioned: a renderer that uses the per-image text prompt (`RenderRequest.prompt`).
     exact_labels: a renderer whose instance map is exact by construction (compositing), or an annotator whose
         labels come from such a map; generated images with model labels are not exact.
-    provides_masks: a renderer that returns `RenderResult.instance_map` (visible pixels per layout object).
+    provides_masks: a renderer that returns `RenderResult.instance_map` (visible pixels per layout object); an
+        annotator whose instances carry segmentation masks (a box-only detector annotator does not).
     needs_instance_map: an annotator that reads `RenderResult.instance_map` (it cannot label bare pixels).
     uses_references: a renderer that takes reference / style images.
     batched: prefers whole batches from one thread (GPU pipelines); per-image backends are spread over threads.

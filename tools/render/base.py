@@ -50,6 +50,24 @@ class RenderRequest:
     prompt: str = ""
 
 
+@dataclass(frozen=True)
+class RenderReview:
+    """What a renderer will and will not deliver for a spec, shown before the user approves it.
+
+    notes: one line per class on where its objects come from ("cup: 3 photos (Tux Paint)");
+    unsupported_style: the spec's style terms it cannot render; reason: why, in a few words.
+    """
+
+    notes: tuple[str, ...] = ()
+    unsupported_style: tuple[str, ...] = ()
+    reason: str = ""
+
+
+def style_terms(spec: TaskSpec) -> list[str]:
+    """The spec's style as separate terms ("night, rain" → ["night", "rain"])."""
+    return [term.strip() for term in spec.style.split(",") if term.strip()]
+
+
 @runtime_checkable
 class Renderer(Protocol):
     """Turns layouts into images. Same layout + spec + seed (+ prompt) → same pixels."""
@@ -65,6 +83,11 @@ class Renderer(Protocol):
         """Render every request, results in request order."""
         ...
 
+    def review(self, spec: TaskSpec) -> RenderReview:
+        """What this renderer will and will not deliver for `spec` (notes per class, style terms it cannot
+        render)."""
+        ...
+
 
 class BaseRenderer(Backend):
     """Defaults for renderers: a per-image `render_batch`."""
@@ -74,6 +97,13 @@ class BaseRenderer(Backend):
     def render(self, layout: Layout, spec: TaskSpec, seed: int, *, prompt: str = "") -> RenderResult:
         """Render one layout (subclasses implement this or `render_batch`)."""
         return self.render_batch([RenderRequest(layout, spec, seed, prompt)])[0]
+
+    def review(self, spec: TaskSpec) -> RenderReview:
+        """A text-conditioned renderer puts the style into its prompt; any other renders none of it."""
+        if self.capabilities.text_conditioned:
+            return RenderReview()
+        return RenderReview(unsupported_style=tuple(style_terms(spec)),
+                            reason=f"the {self.id} renderer draws no weather, light or camera styles")
 
     def render_batch(self, requests: Sequence[RenderRequest]) -> list[RenderResult]:
         """Render each request in turn."""

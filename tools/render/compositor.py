@@ -21,7 +21,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthloop.tools.backend import Capabilities
-from synthloop.tools.render.base import BaseRenderer, RenderResult
+from synthloop.tools.render.base import BaseRenderer, RenderResult, RenderReview
 from synthloop.tools.render.compositor_scene import background, clutter, domain_randomise
 from synthloop.tools.render.compositor_shapes import (
     TEXTURES,
@@ -69,6 +69,13 @@ class CompositorRenderer(BaseRenderer):
         self.min_contrast = min_contrast
         self.blur_probability = blur_probability
         self.noise = noise
+
+    def review(self, spec: TaskSpec) -> RenderReview:
+        """Every class is a procedural shape, and no style is drawn."""
+        base = super().review(spec)
+        notes = tuple(f"{name}: procedural shapes, not real objects (the copy_paste renderer pastes real "
+                      "cut-outs)" for name in spec.class_names)
+        return RenderReview(notes=notes, unsupported_style=base.unsupported_style, reason=base.reason)
 
     def render(self, layout: Layout, spec: TaskSpec, seed: int, *, prompt: str = "") -> RenderResult:
         """Render `layout` at (layout.height, layout.width) with exact visible masks and amodal areas (the
