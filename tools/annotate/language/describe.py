@@ -106,10 +106,6 @@ class Scene:
     height: int
     objects: tuple[SceneObject, ...] = field(default_factory=tuple)
 
-    def by_index(self) -> dict[int, SceneObject]:
-        """Objects keyed by instance index."""
-        return {o.index: o for o in self.objects}
-
 
 def describe_scene(layout: Layout, annotation: Annotation) -> Scene:
     """The visible objects of `annotation` with what the layout adds (depth, attributes, full box)."""

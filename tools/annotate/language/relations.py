@@ -60,7 +60,7 @@ CONTACT_FRACTION = 0.1
 EXTENT_OVERLAP = 0.02
 BOX_OVERLAP_NO_MASK = 0.1
 OCCLUDED_BELOW = 0.99  # a visible fraction at or above this counts as not hidden at all
-_MAX_BOUNDARY_POINTS = 1500
+_MAX_BOUNDARY_POINTS = 800  # thinning can only overestimate a gap, never call far objects near
 
 PRIORITY: dict[str, int] = {
     ON: 0, UNDER: 0, INSIDE: 1, IN_FRONT_OF: 2, BEHIND: 2, LEFT_OF: 3, RIGHT_OF: 3, ABOVE: 3, BELOW: 3, NEAR: 4,
