@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from synthloop.agent.config import DetectorConfig, RunConfig, VLMConfig
@@ -23,10 +24,14 @@ T = TypeVar("T")
 
 
 def _build(registry: Registry[T], block: BackendBlock | str) -> T:
+    """Build a backend; a bad name, option or unusable input (a backend's ValueError) is one user error."""
     try:
         return registry.build(block)
     except BackendError as exc:
         raise UserInputError(str(exc)) from exc
+    except ValueError as exc:  # backends check what their options point at (folders, files) when built
+        name = BackendBlock.model_validate(block).backend
+        raise UserInputError(f"{registry.tool} '{name}': {exc}") from exc
 
 
 def make_sampler(block: BackendBlock | str) -> LayoutSampler:
@@ -134,3 +139,45 @@ def all_registries() -> dict[str, Registry]:
 
     return {"layout": LAYOUTS, "renderer": RENDERERS, "annotator": ANNOTATORS, "judge": JUDGES,
             "exporter": EXPORTERS}
+
+
+def with_user_data(config: RunConfig, *, assets: Path | None = None, reference_coco: Path | None = None,
+                   reference_images: Path | None = None) -> RunConfig:
+    """The config with the user's own data in it (`--assets`, `--reference-coco`, `--reference-images`).
+
+    - assets: cut-outs, one folder per class → the renderer's `assets_dir` (copy_paste);
+    - a reference COCO set → layouts sampled from its priors (layout `reference`, unless the config chose a
+      layout other than the procedural default) and its instances cut out as assets (copy_paste).
+    The reference is read and checked now, so a bad file is one clear line before anything runs.
+    """
+    if (reference_coco is None) != (reference_images is None):
+        raise UserInputError("--reference-coco and --reference-images go together (the COCO file and the folder "
+                             "its file_name paths are relative to)")
+    if assets is not None and not Path(assets).is_dir():
+        raise UserInputError(f"--assets {assets}: not a folder (give one folder per class of PNG cut-outs)")
+    renderer_options = dict(config.renderer.options)
+    update: dict = {}
+    if reference_coco is not None and reference_images is not None:
+        from synthloop.tools.reference import ReferenceDataError, load_reference
+
+        try:
+            load_reference(reference_coco, reference_images)
+        except ReferenceDataError as exc:
+            raise UserInputError(str(exc)) from exc
+        if config.layout.backend == "procedural":
+            update["layout"] = BackendBlock(backend="reference",
+                                            options={"coco": str(reference_coco), "images": str(reference_images)})
+        renderer_options |= {"reference_coco": str(reference_coco), "reference_images": str(reference_images)}
+    if assets is not None:
+        renderer_options["assets_dir"] = str(assets)
+    if renderer_options != config.renderer.options:
+        from synthloop.tools.render.registry import RENDERERS
+
+        block = BackendBlock(backend=config.renderer.backend, options=renderer_options)
+        try:
+            RENDERERS.check(block)
+        except BackendError as exc:
+            raise UserInputError(f"--assets / --reference-coco need a renderer that pastes real objects "
+                                 f"(renderer: copy_paste): {exc}") from exc
+        update["renderer"] = block
+    return config.model_copy(update=update) if update else config

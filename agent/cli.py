@@ -41,13 +41,26 @@ class CliError(Exception):
     """Raised inside commands for a user mistake; `main` prints it on one line."""
 
 
-def _load_config(path: Path | None) -> RunConfig:
+AssetsOption = Annotated[Path | None, typer.Option(
+    "--assets", help="Your own cut-outs: one folder per class of PNGs with transparency (DIR/cup/*.png).")]
+ReferenceCocoOption = Annotated[Path | None, typer.Option(
+    "--reference-coco", help="Your real COCO instances file: layouts follow its statistics, its objects are "
+                             "cut out and pasted.")]
+ReferenceImagesOption = Annotated[Path | None, typer.Option(
+    "--reference-images", help="The images folder of --reference-coco.")]
+
+
+def _load_config(path: Path | None, assets: Path | None = None, reference_coco: Path | None = None,
+                 reference_images: Path | None = None) -> RunConfig:
+    """The run config from `path`, with the user's own data (--assets, --reference-*) put in its backends."""
+    from synthloop.agent.backends import with_user_data
     from synthloop.agent.config import ConfigError, load_config
 
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as exc:
         raise CliError(str(exc)) from exc
+    return with_user_data(config, assets=assets, reference_coco=reference_coco, reference_images=reference_images)
 
 
 def _check_count(name: str, value: int | None, low: int, high: int) -> None:
@@ -190,6 +203,9 @@ def generate(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve the planned spec without asking; "
                                                            "take documented defaults.")] = False,
     config: ConfigOption = None,
+    assets: AssetsOption = None,
+    reference_coco: ReferenceCocoOption = None,
+    reference_images: ReferenceImagesOption = None,
 ) -> None:
     """Plan a request, then generate, check and export the dataset."""
     from synthloop.agent.runner import start_run
@@ -198,7 +214,7 @@ def generate(
     _check_count("--seed", seed, 0, 2**32 - 1)
     if not request.strip():
         raise CliError("the request is empty: describe the images you want")
-    cfg = _load_config(config)
+    cfg = _load_config(config, assets, reference_coco, reference_images)
     planner = make_planner(cfg, n, seed)
     reviser = make_reviser(cfg, planner)
 
@@ -214,13 +230,16 @@ def run_spec(
     spec_file: Annotated[Path, typer.Argument(metavar="SPEC", help="TaskSpec as YAML or JSON.")],
     out: Annotated[Path, typer.Option("--out", help="Output directory (new or empty).")],
     config: ConfigOption = None,
+    assets: AssetsOption = None,
+    reference_coco: ReferenceCocoOption = None,
+    reference_images: ReferenceImagesOption = None,
 ) -> None:
     """Generate a dataset from a spec file (no LLM needed)."""
     from synthloop.agent.runner import start_run
     from synthloop.agent.specfile import load_spec_file
 
     spec = load_spec_file(spec_file)
-    cfg = _load_config(config)
+    cfg = _load_config(config, assets, reference_coco, reference_images)
     _run_with_progress(lambda progress: start_run(out, cfg, spec=spec, auto_approve=True, progress=progress),
                        spec.n_images)
 
@@ -254,6 +273,9 @@ def chat(
     n: Annotated[int | None, typer.Option("--n", help="Number of images (overrides the request).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed (overrides the request).")] = None,
     config: ConfigOption = None,
+    assets: AssetsOption = None,
+    reference_coco: ReferenceCocoOption = None,
+    reference_images: ReferenceImagesOption = None,
 ) -> None:
     """Talk the dataset through in the terminal: request, questions, spec edits, 'yes' to run.
 
@@ -266,7 +288,7 @@ def chat(
     _check_count("--seed", seed, 0, 2**32 - 1)
     if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CliError(f"output directory {out} is not a new or empty directory")
-    cfg = _load_config(config)
+    cfg = _load_config(config, assets, reference_coco, reference_images)
     planner = make_planner(cfg, n, seed)
     progress = _Progress(n)
     try:
@@ -585,6 +607,8 @@ def eval_labels(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the scenes and the labels.")] = 0,
     noise: Annotated[int, typer.Option("--noise", help="Shift each mask by up to this many pixels before "
                                                        "labelling (a model annotator's error); 0 = exact.")] = 0,
+    renderer: Annotated[str, typer.Option("--renderer", help="A renderer with exact masks: compositor, "
+                                                             "copy_paste.")] = "compositor",
     out: Annotated[Path | None, typer.Option("--out", help="Write counts and rates as JSON here.")] = None,
 ) -> None:
     """Captions, referring expressions and relations measured against the exact truth of rendered scenes."""
@@ -595,7 +619,10 @@ def eval_labels(
     _check_count("--size", size, 64, 4096)
     _check_count("--seed", seed, 0, 2**32 - 1)
     _check_count("--noise", noise, 0, 64)
-    report = run_labels_eval(n=n, size=size, seed=seed, noise_px=noise)
+    try:
+        report = run_labels_eval(n=n, size=size, seed=seed, noise_px=noise, renderer=renderer)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
     typer.echo(format_labels_report(report))
     if out is not None:
         atomic_write_json(out, report.to_dict(), indent=2)
