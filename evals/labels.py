@@ -1,8 +1,9 @@
 """`synthloop eval labels`: language labels measured against the exact ground truth of rendered scenes.
 
 Steps:
-1. render N hard scenes (procedural layout → compositor → exact annotator) from a spec with several classes,
-   colour attributes, a scene and a style, asking for captions, referring expressions and scene graphs;
+1. render N hard scenes (procedural layout → compositor, or another renderer that knows its masks such as
+   copy_paste → exact annotator) from a spec with several classes, colour attributes, a scene and a style,
+   asking for captions, referring expressions and scene graphs;
 2. run `add_language_labels` on each (no model: rules and templates only), timing it; with `noise_px` > 0
    every visible mask is first shifted by a seeded offset of up to that many pixels each way, as a stand-in
    for a model annotator's error (the truth stays exact);
@@ -66,6 +67,7 @@ class LabelsReport:
     size: int
     seed: int
     noise_px: int = 0
+    renderer: str = "compositor"
     relations: dict[str, list[int]] = field(default_factory=dict)  # predicate → [correct, emitted]
     wrong_relations: list[str] = field(default_factory=list)
     requested: list[int] = field(default_factory=lambda: [0, 0])  # [confirmed, requested]
@@ -221,23 +223,29 @@ def shifted(annotation: Annotation, noise_px: int, rng: np.random.Generator) -> 
     return annotation.model_copy(update={"instances": instances})
 
 
-def run_labels_eval(n: int = 200, size: int = 512, seed: int = 0, noise_px: int = 0) -> LabelsReport:
-    """Render, label and measure `n` hard scenes (see the module docstring)."""
+def run_labels_eval(n: int = 200, size: int = 512, seed: int = 0, noise_px: int = 0,
+                    renderer: str = "compositor") -> LabelsReport:
+    """Render, label and measure `n` hard scenes (see the module docstring); `renderer` names a registered
+    renderer with exact masks (ValueError otherwise)."""
     from synthloop.tools.annotate.exact import ExactAnnotator
     from synthloop.tools.annotate.language import Referent, Resolver, add_language_labels
     from synthloop.tools.annotate.language.caption_check import caption_facts, check_caption
     from synthloop.tools.layout.procedural import ProceduralLayoutSampler
-    from synthloop.tools.render.compositor import CompositorRenderer
+    from synthloop.tools.render.registry import RENDERERS
     from synthloop.tools.seeding import derive_seed
 
     spec = labels_spec(size, seed)
-    sampler, renderer, annotator = ProceduralLayoutSampler(), CompositorRenderer(), ExactAnnotator()
-    report = LabelsReport(n_images=n, size=size, seed=seed, noise_px=noise_px)
+    if not RENDERERS.capabilities(renderer).exact_labels:  # an unknown name raises BackendError, a ValueError
+        raise ValueError(f"renderer '{renderer}' does not know its masks: the eval needs exact truth "
+                         "(compositor, copy_paste)")
+    painter = RENDERERS.build(renderer)
+    sampler, annotator = ProceduralLayoutSampler(), ExactAnnotator()
+    report = LabelsReport(n_images=n, size=size, seed=seed, noise_px=noise_px, renderer=renderer)
     seconds, captions = 0.0, 0
     for index in range(n):
         sample_seed = derive_seed(seed, index, 0)
         layout = sampler.sample(spec, sample_seed)
-        render = renderer.render(layout, spec, sample_seed)
+        render = painter.render(layout, spec, sample_seed)
         annotation = annotator.annotate(layout, render, spec)
         if noise_px > 0:
             annotation = shifted(annotation, noise_px, np.random.default_rng([seed, index, 0x0015E]))
@@ -296,7 +304,7 @@ def format_labels_report(report: LabelsReport) -> str:
         return "n/a" if x != x else f"{x:.3f}"
 
     lines = [
-        f"language labels on {report.n_images} hard {report.size}² compositor scenes (seed {report.seed}"
+        f"language labels on {report.n_images} hard {report.size}² {report.renderer} scenes (seed {report.seed}"
         + (f", masks shifted by up to {report.noise_px} px" if report.noise_px else "") + "), "
         f"{report.seconds_per_image * 1000:.1f} ms per image for the labels",
         f"  spatial relation precision  {pct(report.relation_precision)}  (target ≥ {TARGETS['relation_precision']})"
