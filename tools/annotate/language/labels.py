@@ -127,11 +127,11 @@ def _scene_graph(layout: Layout, annotation: Annotation, scene: Scene, candidate
             to_check.append(r)
         else:
             logger.info("requested relation %s dropped: no model to check it", r)
+    asked = {_key(r) for r in to_check}
     proposed: list[Relation] = []
     if models.available and options.max_model_relations > 0:
         proposed, _ = models.propose(scene, max_relations=options.max_model_relations)
-        proposed = [r for r in proposed if _key(r) not in {_key(t) for t in to_check}]
-    asked = {_key(r) for r in to_check}
+        proposed = [r for r in proposed if _key(r) not in asked]
     checked = models.check(scene, [*to_check, *proposed], min_score=options.model_relation_min_score)
     requested_kept = [*confirmed, *(r for r in checked if _key(r) in asked)]
     model_kept = [r for r in checked if _key(r) not in asked][: options.max_model_relations]
