@@ -17,8 +17,9 @@ which `render_mask` already measures):
     agreement = (∏ witnesses) ** (1 / number of witnesses)
 
 A single source that did not see the object (a 0) makes the agreement 0; a weak one pulls it down
-proportionally; no witness at all gives 0. Values are rounded to 4 decimals so manifests stay readable and
-byte-stable.
+proportionally. The layout alone is no evidence that anything was drawn: without a source that looked at the
+pixels (render_mask, sam_iou, detector, vlm) the agreement is 0. Values are rounded to 4 decimals so manifests
+stay readable and byte-stable.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ KNOWN_SOURCES = ("layout", "render_mask", "sam_iou", "detector_iou", "detector_s
 
 def agreement(sources: Mapping[str, float]) -> float:
     """The agreement score of `sources` (module docstring: geometric mean of the witnesses)."""
+    if not any(name != "layout" for name in sources):
+        return 0.0
     witnesses = [v for k, v in sources.items() if not (k == "layout" and "render_mask" in sources)]
-    if not witnesses or min(witnesses) <= 0.0:
+    if min(witnesses) <= 0.0:
         return 0.0
     return _clip(math.exp(sum(math.log(v) for v in witnesses) / len(witnesses)))
 

@@ -17,4 +17,5 @@ JUDGES: Registry[Judge] = Registry("judge", "synthloop.judges", {
     "rules.image_quality": "synthloop.tools.critic.pixels:ImageQualityJudge",
     "rules.boundary": "synthloop.tools.critic.pixels:BoundaryEvidenceJudge",
     "rules.duplicate": "synthloop.tools.critic.duplicates:DuplicateJudge",
+    "rules.certificate": "synthloop.tools.critic.certificate:CertificateJudge",
 })
