@@ -49,7 +49,7 @@ class TransformersSamPredictor:
 
     def embed(self, image: np.ndarray) -> SamEmbedding:
         """Run the image encoder once."""
-        inputs = self.processor.image_processor(images=[image], return_tensors="pt")
+        inputs = self.processor.image_processor(images=[np.array(image)], return_tensors="pt")  # writable copy
         pixel_values = inputs["pixel_values"].to(self.device, self.dtype)
         with self._torch.inference_mode():
             tensor = self.model.get_image_embeddings(pixel_values)
