@@ -6,6 +6,7 @@ difficulty (pipeline arguments such as height, strength and conditioning scale a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,9 +47,16 @@ class ModeContext:
     options: DiffusionOptions
     accepts: frozenset[str]
 
-    def common(self, size: tuple[int, int], **extra: Any) -> dict[str, Any]:
-        """Call arguments shared by a stage: steps, guidance, and the size where the pipeline takes one."""
-        kwargs: dict[str, Any] = {"num_inference_steps": self.options.steps, "guidance_scale": self.options.guidance}
+    def common(self, size: tuple[int, int], strength: float | None = None, **extra: Any) -> dict[str, Any]:
+        """Call arguments shared by a stage: steps, guidance, strength, and the size where the pipeline takes
+        one. With a strength, diffusers runs int(steps × strength) steps: the schedule is lengthened so at
+        least one runs."""
+        steps = self.options.steps
+        kwargs: dict[str, Any] = {"guidance_scale": self.options.guidance}
+        if strength is not None:
+            steps = max(steps, math.ceil(1.0 / strength - 1e-9))
+            kwargs["strength"] = strength
+        kwargs["num_inference_steps"] = steps
         if "height" in self.accepts:
             kwargs.update(height=size[1], width=size[0])
         kwargs.update(extra)

@@ -24,12 +24,13 @@ def strength(ctx: ModeContext, job: Job) -> float:
 def render(ctx: ModeContext, jobs: list[Job]) -> list[np.ndarray]:
     """Float images at the jobs' render size: each job's composite re-noised and denoised."""
     value = strength(ctx, jobs[0])
+    common = ctx.common(jobs[0].size, strength=value)
     inputs = []
     for job in jobs:
         assert job.composite is not None, "refine jobs carry their composite"
         inputs.append({**job.inputs(), "image": pil(resized(job.composite.image, job.size))})
-        job.info["strength"] = value
-    stage = Stage("refine", ctx.common(jobs[0].size, strength=value), inputs, [j.seed for j in jobs])
+        job.info.update(strength=value, denoise_steps=int(common["num_inference_steps"] * value))
+    stage = Stage("refine", common, inputs, [j.seed for j in jobs])
     output = ctx.runner.run(stage)
     record(jobs, output)
     return output.images
