@@ -14,6 +14,7 @@ one, exactly as the detector judge does (`match_detections`):
 only: one instance per layout object, in layout order (relations stay valid), box = the checked box, area =
 box area, no mask. An object the detector did not confirm keeps its layout box and a low certificate
 (detector_iou / detector_score 0 → agreement 0): the certificate judge can drop it, nothing is dropped here.
+With `vlm:` configured, a VLM's yes/no per instance joins the certificates (`vlm_check.py`).
 The SAM annotator composes the same verifier (`annotator: {backend: sam, model: DIR, detector: {backend: owlv2,
 model: DIR}}`) and segments inside the refined boxes.
 """
@@ -29,6 +30,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from synthloop.tools.annotate.base import AnnotateRequest, BaseAnnotator
 from synthloop.tools.annotate.certificate import certify, layout_iou
+from synthloop.tools.annotate.vlm_check import VLMEndpoint, add_vlm_evidence, vlm_presence
 from synthloop.tools.backend import BackendBlock, BackendError, Capabilities
 from synthloop.tools.critic.detector import Detector, DetectorError, match_detections
 from synthloop.tools.geometry import Box, scale_box, xywh_to_xyxy, xyxy_to_xywh
@@ -130,6 +132,8 @@ class DetectorAnnotatorOptions(BaseModel):
     iou: float = Field(default=0.5, gt=0.0, le=1.0, description="IoU at which a detection confirms a layout box.")
     min_score: float = Field(default=0.3, ge=0.0, le=1.0, description="Detections below this score are ignored.")
     refine: bool = Field(default=True, description="Replace a confirmed layout box by the detection's box.")
+    vlm: VLMEndpoint | None = Field(default=None, description="Ask a VLM yes/no per instance (certificate source "
+                                                              "'vlm'): {base_url: http://host/v1, model: NAME}.")
 
 
 class DetectorAnnotator(BaseAnnotator):
@@ -140,8 +144,10 @@ class DetectorAnnotator(BaseAnnotator):
     capabilities = Capabilities(batched=True, device="auto")
 
     def __init__(self, detector: BackendBlock | dict[str, Any] | str, *, iou: float = 0.5, min_score: float = 0.3,
-                 refine: bool = True) -> None:
+                 refine: bool = True, vlm: VLMEndpoint | dict[str, Any] | None = None) -> None:
         self.verifier = make_verifier(detector, iou=iou, min_score=min_score, refine=refine)
+        self.vlm = VLMEndpoint.model_validate(vlm) if vlm is not None else None
+        self.vlm_client = self.vlm.client() if self.vlm is not None else None
         self.id = f"detector+{self.verifier.detector.id}"
 
     def annotate_batch(self, requests: Sequence[AnnotateRequest]) -> list[Annotation]:
@@ -159,6 +165,10 @@ class DetectorAnnotator(BaseAnnotator):
                 category=obj.category, bbox=bbox, area=round(_area(check.box)), source="detector",
                 layout_index=index, score=check.detector_score,
                 certificate=certify({"layout": layout_iou(placed, bbox), **check.sources()})))
+        if self.vlm_client is not None:
+            answers = vlm_presence(self.vlm_client, image, instances, class_names=request.spec.class_names,
+                                   max_tokens=self.vlm.max_tokens)
+            instances = add_vlm_evidence(instances, answers)
         relations = list(layout.relations) if Task.scene_graph in request.spec.tasks else []
         return Annotation(instances=instances, relations=relations)
 

@@ -13,7 +13,9 @@ pixels there. Per image:
    mask's tight box, area = mask area, RLE mask, score = predicted IoU, and a certificate (`certificate.py`:
    layout IoU, sam_iou, detector evidence). An object SAM cannot find (predicted IoU below
    `min_predicted_iou`, or an empty mask) is kept with area 0, an empty box and a certificate of 0: the
-   critic decides, nothing is dropped here.
+   critic decides, nothing is dropped here;
+7. with `vlm:` configured, one VLM call per image answers yes/no per instance (`vlm_check.py`), added to the
+   certificates.
 
 Models (`model`): a transformers `SamModel` folder written by `save_pretrained`, or a hub id already in the
 local cache (`facebook/sam-vit-base`, `-large`, `-huge`): the primary path (`sam_transformers.py`). A file
@@ -34,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from synthloop.tools.annotate.base import AnnotateRequest, BaseAnnotator
 from synthloop.tools.annotate.certificate import certify, layout_iou
 from synthloop.tools.annotate.detector import BoxCheck, BoxVerifier, DetectorBlock, check_image, make_verifier
+from synthloop.tools.annotate.vlm_check import VLMEndpoint, add_vlm_evidence, vlm_presence
 from synthloop.tools.backend import BackendBlock, BackendError, Capabilities
 from synthloop.tools.geometry import Box, scale_box
 from synthloop.tools.masks import encode_rle, mask_bbox
@@ -86,6 +89,8 @@ class SamOptions(BaseModel):
     detector_iou: float = Field(default=0.5, gt=0.0, le=1.0,
                                 description="IoU at which a detection confirms (and replaces) a layout box.")
     detector_min_score: float = Field(default=0.3, ge=0.0, le=1.0, description="Detections below are ignored.")
+    vlm: VLMEndpoint | None = Field(default=None, description="Ask a VLM yes/no per instance (certificate source "
+                                                              "'vlm'): {base_url: http://host/v1, model: NAME}.")
 
 
 class BoxPromptedAnnotator(BaseAnnotator):
@@ -96,13 +101,16 @@ class BoxPromptedAnnotator(BaseAnnotator):
     source = "sam"
 
     def __init__(self, predictor: MaskPredictor, *, min_predicted_iou: float = 0.5, multimask: bool = True,
-                 box_margin: float | None = 0.1, verifier: BoxVerifier | None = None) -> None:
+                 box_margin: float | None = 0.1, verifier: BoxVerifier | None = None,
+                 vlm: VLMEndpoint | None = None) -> None:
         """An annotator over a loaded predictor (SAM's constructor loads one; tests and evals pass their own)."""
         self.predictor = predictor
         self.min_predicted_iou = min_predicted_iou
         self.multimask = multimask
         self.box_margin = box_margin
         self.verifier = verifier
+        self.vlm = vlm
+        self.vlm_client = vlm.client() if vlm is not None else None
         self.id = predictor.id + (f"+{verifier.detector.id}" if verifier is not None else "")
 
     def annotate_batch(self, requests: Sequence[AnnotateRequest]) -> list[Annotation]:
@@ -124,6 +132,10 @@ class BoxPromptedAnnotator(BaseAnnotator):
                            f"{len(checks)} boxes on a {layout.width}x{layout.height} image")
         instances = [self._instance(layout, index, check, masks[index], float(scores[index]))
                      for index, check in enumerate(checks)]
+        if self.vlm_client is not None:
+            answers = vlm_presence(self.vlm_client, image, instances, class_names=request.spec.class_names,
+                                   max_tokens=self.vlm.max_tokens)
+            instances = add_vlm_evidence(instances, answers)
         return Annotation(instances=instances, relations=relations)
 
     def _prompts(self, image: np.ndarray, layout: Layout) -> list[BoxCheck]:
@@ -167,12 +179,13 @@ class SamAnnotator(BoxPromptedAnnotator):
     def __init__(self, model: str, *, model_type: Literal["vit_b", "vit_l", "vit_h"] = "vit_h", device: str = "auto",
                  dtype: str = "float32", min_predicted_iou: float = 0.5, multimask: bool = True,
                  box_margin: float | None = 0.1, detector: BackendBlock | dict[str, Any] | None = None,
-                 detector_iou: float = 0.5, detector_min_score: float = 0.3) -> None:
+                 detector_iou: float = 0.5, detector_min_score: float = 0.3,
+                 vlm: VLMEndpoint | dict[str, Any] | None = None) -> None:
         verifier = None if detector is None else make_verifier(detector, iou=detector_iou,
                                                                min_score=detector_min_score)
         predictor = load_predictor(model, model_type=model_type, device=device, dtype=dtype)
         super().__init__(predictor, min_predicted_iou=min_predicted_iou, multimask=multimask, box_margin=box_margin,
-                         verifier=verifier)
+                         verifier=verifier, vlm=VLMEndpoint.model_validate(vlm) if vlm is not None else None)
 
 
 def load_predictor(model: str, *, model_type: str = "vit_h", device: str = "auto",
