@@ -66,8 +66,9 @@ def score(pairs: list[dict], wordnet: WordNet | None, params: MatchParams) -> Sc
 def calibrate(pairs: list[dict], wordnet: WordNet) -> Score:
     """The grid setting with the best F1 at precision ≥ MIN_PRECISION (best precision if none reaches it)."""
     scores = [score(pairs, wordnet, MatchParams(max_hypernym_steps=steps, min_class_depth=depth,
-                                                relatedness_margin=margin))
-              for steps, depth, margin in itertools.product(range(2, 11, 2), range(3, 8, 2), range(1, 6))]
+                                                relatedness_margin=margin, min_related_depth=related))
+              for steps, depth, margin, related in itertools.product(range(2, 11, 2), (3, 5), range(1, 5),
+                                                                     (4, 5, 6, 7))]
     good = [s for s in scores if s.precision >= MIN_PRECISION] or sorted(scores, key=lambda s: -s.precision)[:1]
     return max(good, key=lambda s: (s.f1, -s.params.max_hypernym_steps, s.params.relatedness_margin))
 

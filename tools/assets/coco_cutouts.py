@@ -88,6 +88,7 @@ def _write_cutout(target: Path, pixels: np.ndarray, mask: np.ndarray, bbox: list
     x0, y0 = max(0, int(np.floor(x))), max(0, int(np.floor(y)))
     x1, y1 = min(width, int(np.ceil(x + w))), min(height, int(np.ceil(y + h)))
     rgba = np.dstack([pixels[y0:y1, x0:x1], mask[y0:y1, x0:x1].astype(np.uint8) * 255])
+    rgba = np.pad(rgba, ((1, 1), (1, 1), (0, 0)))  # a transparent margin: the mask may fill its whole box
     buffer = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(buffer, format="PNG", compress_level=1)
     atomic_write_bytes(target, buffer.getvalue())

@@ -46,6 +46,8 @@ def read_rgba(path: str | Path, *, max_side: int = 512) -> np.ndarray:
         raise AssetError(path, "has no transparency (alpha channel): a cut-out needs a transparent background")
     rgba = np.array(image.convert("RGBA"))
     alpha = rgba[:, :, 3]
+    if alpha.min() == 255:
+        raise AssetError(path, "has no transparent pixels: a cut-out needs a transparent background")
     rows, cols = np.flatnonzero((alpha > 8).any(axis=1)), np.flatnonzero((alpha > 8).any(axis=0))
     if rows.size == 0:
         raise AssetError(path, "is fully transparent: nothing to cut out")
@@ -72,17 +74,14 @@ def _read_svg(path: Path, max_side: int) -> Image.Image:
 
 
 def alpha_quality(rgba: np.ndarray) -> float:
-    """How usable a cut-out's alpha is, in [0, 1]: 0 when the object is tiny or fills its whole rectangle
-    (an opaque photo, not a cut-out); lower when its opaque part touches the crop's border all round
-    (a cut-off object) or is split into many pieces."""
+    """How usable a (cropped) cut-out's alpha is, in [0, 1]: 0 when the object is tiny; lower when its opaque
+    part runs along the crop's border (cut off, or a rectangular object) or its edge is mostly half-transparent
+    (a soft, hazy matte)."""
     alpha = rgba[:, :, 3]
     height, width = alpha.shape
     if min(height, width) < MIN_OBJECT_SIDE:
         return 0.0
     opaque = alpha > 127
-    fill = float(opaque.mean())
-    if fill > 0.985:
-        return 0.0
     border = np.concatenate([opaque[0], opaque[-1], opaque[:, 0], opaque[:, -1]])
     border_touch = float(border.mean())
     soft = float(((alpha > 8) & (alpha < 247)).sum()) / max(1.0, float(opaque.sum()))

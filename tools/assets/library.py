@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 
 from synthloop.tools.assets.coco_cutouts import cut_out_coco
-from synthloop.tools.assets.describe import head_term
+from synthloop.tools.assets.describe import head_term, is_symbolic
 from synthloop.tools.assets.images import alpha_quality, read_rgba
 from synthloop.tools.assets.matcher import ClassSense, Matcher, normalise_name
 from synthloop.tools.assets.sources import (
@@ -104,6 +104,13 @@ class AssetLibrary:
         self._assets: list[Asset] | None = None
         self._lock = threading.Lock()
         self._quality: dict[str, float] = {}
+        # The user's input is checked now, so a bad folder or file fails before anything is rendered.
+        self._user = scan_user_assets(assets_dir) if "user" in self.sources and assets_dir is not None else []
+        if coco is not None and "coco" in self.sources:
+            for path, what in ((Path(coco[0]).expanduser(), "reference COCO file"),
+                               (Path(coco[1]).expanduser(), "reference images folder")):
+                if not path.exists():
+                    raise AssetError(path, f"{what} does not exist")
 
     # --- index ----------------------------------------------------------------------------------------------
 
@@ -116,9 +123,7 @@ class AssetLibrary:
             return self._assets
 
     def _build(self) -> list[Asset]:
-        assets: list[Asset] = []
-        if "user" in self.sources and self.assets_dir is not None:
-            assets += scan_user_assets(self.assets_dir)
+        assets: list[Asset] = list(self._user)
         if "coco" in self.sources and self.coco is not None:
             assets += cut_out_coco(self.coco[0], self.coco[1], self.cache_dir)
         library = [s for s in ("tuxpaint", "openclipart") if s in self.sources]
@@ -187,7 +192,8 @@ class AssetLibrary:
         pool = [a for a in self.assets if a.kind == "photo" and a.source == "tuxpaint"
                 and not any(self._matches(s, a) for s in senses)
                 and normalise_name(a.extra.get("head", "")) not in labels
-                and not any(w in ("symbols", "people", "space") for w in a.folder_words)]
+                and not is_symbolic(list(a.folder_words))
+                and not any(w in ("symbols", "people", "space", "seasonal") for w in a.folder_words)]
         step = max(1, len(pool) // limit)
         return self._usable(pool[::step])[:limit]
 

@@ -49,7 +49,8 @@ class MatchParams:
 
     max_hypernym_steps: int = 6
     min_class_depth: int = 3
-    relatedness_margin: int = 2  # how much closer to the other classes a rarer sense must be to win
+    relatedness_margin: int = 4  # how much closer to the other classes a rarer sense must be to win
+    min_related_depth: int = 6  # a shared hypernym this general ('instrumentality') says nothing
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class Matcher:
         context_lemmas = self._lemmas(context)
         others = [s for other in other_classes if other != name for s in _concrete(wn.senses(other))[:3]]
         related = [max((self.relatedness(s.offset, o.offset) for o in others), default=0) for s in senses]
+        related = [r if r >= self.params.min_related_depth else 0 for r in related]
         closer = [r - related[0] >= self.params.relatedness_margin for r in related]
         best = max(range(len(senses)), key=lambda i: (self._overlap(senses[i], context_lemmas),
                                                        _tier(senses, i), closer[i], related[i] if closer[i] else 0,

@@ -10,7 +10,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from synthloop.tools.assets.describe import filename_description, path_context
-from synthloop.tools.assets.images import RASTER_SUFFIXES, alpha_quality, read_rgba, svg_supported
+from synthloop.tools.assets.images import MIN_OBJECT_SIDE, RASTER_SUFFIXES, alpha_quality, read_rgba, svg_supported
 from synthloop.tools.assets.matcher import normalise_name
 from synthloop.tools.assets.types import LICENCES, Asset, AssetError
 
@@ -41,7 +41,7 @@ def scan_user_assets(root: str | os.PathLike[str]) -> list[Asset]:
             rgba = read_rgba(file, max_side=256)  # raises for non-images and images without alpha
             quality = alpha_quality(rgba)
             if quality == 0.0:
-                raise AssetError(file, "its transparency does not outline an object (fully opaque or tiny)")
+                raise AssetError(file, f"object too small to cut out (under {MIN_OBJECT_SIDE} px)")
             usable += 1
             relative = file.relative_to(base).as_posix()
             assets.append(Asset(id=f"user:{relative}", source="user", licence=LICENCES["user"], path=str(file),

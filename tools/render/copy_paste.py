@@ -219,11 +219,25 @@ class CopyPasteRenderer(BaseRenderer):
         if selection is None or not selection.assets:
             return (_procedural_cutout(obj, rng), {"asset": "procedural", "source": "procedural",
                                                    "licence": "generated", "kind": "procedural"}, True, False)
-        asset = selection.assets[int(rng.integers(len(selection.assets)))]
+        asset = self._best_fitting(selection.assets, obj, rng)
         provenance = {"asset": asset.id, "source": asset.source, "licence": asset.licence, "kind": asset.kind,
                       "alpha_quality": asset.alpha_quality}
         few = len(selection.assets) < self.options.few_exemplars
         return cutout(asset.path), provenance, not asset.noflip, few
+
+    @staticmethod
+    def _best_fitting(assets: tuple[Asset, ...], obj: LayoutObject, rng: np.random.Generator) -> Asset:
+        """Of a few exemplars drawn at random, the one whose shape best fills the object's box (its fitted
+        area is largest), so annotated boxes stay close to the layout's."""
+        box_w, box_h = obj.box[2] - obj.box[0], obj.box[3] - obj.box[1]
+        candidates = [assets[int(i)] for i in rng.integers(len(assets), size=min(3, len(assets)))]
+
+        def filled(asset: Asset) -> float:
+            width, height, solid = _shape(asset.path)
+            scale = min(box_w / width, box_h / height)
+            return width * height * scale * scale * solid
+
+        return max(candidates, key=filled)
 
     def _distractors(self, canvas: np.ndarray, plan: _Plan, count_range: tuple[int, int],
                      rng: np.random.Generator) -> list[str]:
@@ -295,6 +309,13 @@ class CopyPasteRenderer(BaseRenderer):
             scores.append(terms)
             by_index[index] = {**provenance, "difficulty": terms}
         return [by_index[i] for i in range(n) if i in by_index], scores
+
+
+@functools.lru_cache(maxsize=1024)
+def _shape(path: str) -> tuple[int, int, float]:
+    """Width, height and opaque fraction of a cut-out."""
+    rgba = cutout(path)
+    return rgba.shape[1], rgba.shape[0], float((rgba[:, :, 3] > 127).mean())
 
 
 def _finish(image: np.ndarray, blur_sigma: float, noise_sigma: float, rng: np.random.Generator) -> np.ndarray:
