@@ -12,9 +12,10 @@ the sampler and renderer that feed an annotator, `options` for the registry buil
 
     class TestTinyDiffusion(RendererContract):
         @pytest.fixture(autouse=True, scope="class")
-        def _model(self, request, tmp_path_factory):
-            request.cls.options = {"model": str(build_tiny_model(tmp_path_factory.mktemp("sd")))}
-            request.cls.backend = DiffusionRenderer(**request.cls.options)
+        @classmethod
+        def _model(cls, tmp_path_factory):
+            cls.options = {"model": str(build_tiny_model(tmp_path_factory.mktemp("sd")))}
+            cls.backend = DiffusionRenderer(**cls.options)
 """
 
 from __future__ import annotations
@@ -180,8 +181,8 @@ class RendererContract(BackendContract):
         return self.backend.render(request.layout, request.spec, request.seed, prompt=request.prompt)
 
     def test_images_have_the_layout_size(self) -> None:
-        wide = self.spec.model_copy(update={"width": self.spec.width // 2, "height": self.spec.height // 4})
-        for spec in (self.spec, wide):
+        narrow = self.spec.model_copy(update={"width": self.spec.width // 2})
+        for spec in (self.spec, narrow):
             for request in self.requests(spec)[:2]:
                 image = self.render(request).image
                 assert image.shape == (spec.height, spec.width, 3) and image.dtype == np.uint8
@@ -218,7 +219,7 @@ class RendererContract(BackendContract):
             json.dumps(result.info)  # provenance copied into the manifest
             assert (result.instance_map is not None) == capabilities.provides_masks
             if capabilities.text_conditioned:
-                assert result.prompt == request.prompt
+                assert request.prompt in result.prompt, "the prompt given is part of the prompt recorded"
 
     def test_instance_map_describes_the_pixels(self) -> None:
         if not self.backend.capabilities.provides_masks:

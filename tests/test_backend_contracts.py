@@ -3,8 +3,12 @@ small class like these, in its own test file or here."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pytest
 from contracts import (
+    SPEC,
     AnnotatorContract,
     ExporterContract,
     JudgeContract,
@@ -60,11 +64,50 @@ class TestCompositor(RendererContract):
     backend = CompositorRenderer()
 
 
+class TestTinyDiffusion(RendererContract):
+    """The diffusion renderer on a tiny random Stable Diffusion (tests/diffusion_tiny.py), text to image."""
+
+    spec = SPEC.model_copy(update={"width": 64, "height": 48})
+    seeds = (1, 2)
+
+    @pytest.fixture(autouse=True, scope="class")
+    @classmethod
+    def _tiny_model(cls, tmp_path_factory: pytest.TempPathFactory) -> None:
+        pytest.importorskip("diffusers")
+        from diffusion_tiny import tiny_sd
+
+        from synthloop.tools.render.diffusion.renderer import DiffusionRenderer
+
+        options: dict[str, Any] = {"model": str(tiny_sd(tmp_path_factory.mktemp("sd"))), "steps": 2,
+                                   "batch_size": 2, "device": "cpu"}
+        cls.options = options
+        cls.backend = DiffusionRenderer(**options)
+
+
 # --- annotate -----------------------------------------------------------------------------------------------
 
 
 class TestExactAnnotator(AnnotatorContract):
     backend = ExactAnnotator()
+
+
+class TestTinySamAnnotator(AnnotatorContract):
+    """A model annotator (SAM prompted with the layout's boxes) on a tiny random SAM: valid labels, not exact."""
+
+    exact_masks = False
+    registry_name = "sam"  # its id names the model too
+    seeds = range(3)
+
+    @pytest.fixture(autouse=True, scope="class")
+    @classmethod
+    def _tiny_model(cls, tmp_path_factory: pytest.TempPathFactory) -> None:
+        pytest.importorskip("transformers")
+        from synthloop.evals.tiny_sam import tiny_sam
+        from synthloop.tools.annotate.registry import ANNOTATORS
+
+        options = {"model": str(tiny_sam(tmp_path_factory.mktemp("sam") / "tiny-sam")), "device": "cpu"}
+        cls.options = options
+        cls.backend = ANNOTATORS.build({"backend": "sam", **options})
 
 
 # --- judges -------------------------------------------------------------------------------------------------
