@@ -389,14 +389,15 @@ def bench(
     n: Annotated[int, typer.Option("--n", help="Images per measurement.")] = 200,
     size: Annotated[int, typer.Option("--size", help="Image side in pixels.")] = 512,
     workers: Annotated[int, typer.Option("--workers", help="Render threads.")] = 2,
+    renderer: Annotated[str, typer.Option("--renderer", help="Renderer to measure (default options).")] = "compositor",
 ) -> None:
-    """Measure compositor-only and end-to-end throughput, and the orchestration share."""
+    """Measure renderer-only and end-to-end throughput, and the orchestration share."""
     from synthloop.evals.throughput import format_bench, run_bench
 
     _check_count("--n", n, 1, 100_000)
     _check_count("--size", size, 32, 4096)
     _check_count("--workers", workers, 1, 256)
-    typer.echo(format_bench(run_bench(n=n, size=size, workers=workers)))
+    typer.echo(format_bench(run_bench(n=n, size=size, workers=workers, renderer_name=renderer)))
 
 
 @app.command()

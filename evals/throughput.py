@@ -1,7 +1,8 @@
-"""`synthloop bench`: compositor throughput against the whole loop, measured in one run.
+"""`synthloop bench`: renderer throughput against the whole loop, measured in one run.
 
-Three measurements on the same layouts, same size, same worker count:
-1. render only        the compositor's `render` over a thread pool (the raw backend);
+Three measurements on the same layouts, same size, same worker count, for one renderer (`--renderer`, the
+compositor by default):
+1. render only        the renderer's `render` over a thread pool (the raw backend);
 2. render + encode    plus PNG encoding (what the render node does besides writing);
 3. end to end         `synthloop run` on the same spec: layout, render, write, annotate, critique, records,
                       LangGraph checkpoints, export (COCO + YOLO + manifest + card).
@@ -37,6 +38,7 @@ class BenchResult:
     n: int
     size: int
     workers: int
+    renderer: str
     render_only_ips: float
     render_encode_ips: float
     end_to_end_ips: float
@@ -47,17 +49,17 @@ class BenchResult:
     phase_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def run_bench(n: int = 200, size: int = 512, workers: int = 2) -> BenchResult:
-    """Run the three measurements and return the figures."""
+def run_bench(n: int = 200, size: int = 512, workers: int = 2, renderer_name: str = "compositor") -> BenchResult:
+    """Run the three measurements with renderer `renderer_name` (default options) and return the figures."""
     from synthloop.agent.config import RunConfig
     from synthloop.agent.runner import start_run
     from synthloop.tools.io import encode_png
     from synthloop.tools.layout.procedural import ProceduralLayoutSampler
-    from synthloop.tools.render.compositor import CompositorRenderer
+    from synthloop.tools.render.registry import RENDERERS
     from synthloop.tools.seeding import derive_seed
 
     spec = bench_spec(n, size)
-    sampler, renderer = ProceduralLayoutSampler(), CompositorRenderer()
+    sampler, renderer = ProceduralLayoutSampler(), RENDERERS.build(renderer_name)
     seeds = [derive_seed(spec.seed, i, 0) for i in range(n)]
     layouts = [sampler.sample(spec, s) for s in seeds]
     jobs = list(zip(layouts, seeds, strict=True))
@@ -72,10 +74,12 @@ def run_bench(n: int = 200, size: int = 512, workers: int = 2) -> BenchResult:
         render_encode = time.perf_counter() - start
 
     with tempfile.TemporaryDirectory(prefix="synthloop-bench-") as tmp:
-        summary = start_run(Path(tmp) / "run", RunConfig(workers=workers), spec=spec, auto_approve=True)
+        summary = start_run(Path(tmp) / "run", RunConfig(workers=workers, renderer=renderer_name), spec=spec,
+                            auto_approve=True)
     render_node = summary.phase_seconds.get("render", 0.0)
     return BenchResult(
-        n=n, size=size, workers=workers, render_only_ips=n / render_only, render_encode_ips=n / render_encode,
+        n=n, size=size, workers=workers, renderer=renderer_name, render_only_ips=n / render_only,
+        render_encode_ips=n / render_encode,
         end_to_end_ips=summary.kept / summary.seconds, end_to_end_seconds=summary.seconds,
         outside_render_share=1.0 - render_node / summary.seconds, kept=summary.kept, rejected=summary.rejected,
         phase_seconds=summary.phase_seconds,
@@ -86,8 +90,8 @@ def format_bench(result: BenchResult) -> str:
     """The bench report as printed by `synthloop bench`."""
     lines = [
         f"synthloop bench: {result.n} images at {result.size}×{result.size}, {result.workers} worker thread(s)",
-        f"  compositor only          {result.render_only_ips:8.1f} images/s",
-        f"  compositor + PNG encode  {result.render_encode_ips:8.1f} images/s",
+        f"  {result.renderer + ' only':<25}{result.render_only_ips:8.1f} images/s",
+        f"  {result.renderer + ' + PNG encode':<25}{result.render_encode_ips:8.1f} images/s",
         f"  end to end (run → export){result.end_to_end_ips:8.1f} images/s   "
         f"({result.kept} kept, {result.rejected} rejected, {result.end_to_end_seconds:.2f} s)",
         f"  outside render + encode  {result.outside_render_share:8.1%} of end-to-end time",
