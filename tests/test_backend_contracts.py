@@ -38,6 +38,7 @@ from synthloop.tools.export.voc import VocExporter
 from synthloop.tools.export.yolo import YoloExporter
 from synthloop.tools.layout.procedural import ProceduralLayoutSampler
 from synthloop.tools.render.compositor import CompositorRenderer
+from synthloop.tools.render.copy_paste import CopyPasteRenderer
 from synthloop.tools.types import Difficulty
 
 # --- layout -------------------------------------------------------------------------------------------------
@@ -62,6 +63,10 @@ class TestProceduralLayout(LayoutContract):
 
 class TestCompositor(RendererContract):
     backend = CompositorRenderer()
+
+
+class TestCopyPaste(RendererContract):
+    backend = CopyPasteRenderer()
 
 
 class TestTinyDiffusion(RendererContract):
