@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from synthloop.tools.render.diffusion.checks import output_defect
+from synthloop.tools.render.diffusion.checks import checked_pixels
 from synthloop.tools.render.diffusion.loading import LoadedPipeline
 from synthloop.tools.render.diffusion.options import DiffusionError
 from synthloop.tools.seeding import derive_seed
@@ -45,7 +45,7 @@ class Stage:
 
 @dataclass
 class StageOutput:
-    """Float (H, W, 3) images in sample order, the seed that made each, retries and unresolved defects."""
+    """uint8 (H, W, 3) images in sample order, the seed that made each, retries and unresolved defects."""
 
     images: list[np.ndarray]
     seeds: list[int]
@@ -75,9 +75,8 @@ class BatchRunner:
         for attempt in range(self.max_retries + 1):
             outputs = self._call_all(stage, pending, seeds)
             still = []
-            for index, (image, flagged) in zip(pending, outputs, strict=True):
+            for index, (image, defect) in zip(pending, outputs, strict=True):
                 images[index] = image
-                defect = output_defect(image, flagged)
                 defects[index] = defect
                 if defect is None:
                     continue
@@ -93,11 +92,11 @@ class BatchRunner:
                 break
         return StageOutput([img for img in images if img is not None], seeds, retries, defects)
 
-    def _call_all(self, stage: Stage, indices: list[int], seeds: list[int]) -> list[tuple[np.ndarray, bool]]:
+    def _call_all(self, stage: Stage, indices: list[int], seeds: list[int]) -> list[tuple[np.ndarray, str | None]]:
         import torch
 
         oom = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
-        results: list[tuple[np.ndarray, bool]] = []
+        results: list[tuple[np.ndarray, str | None]] = []
         position = 0
         while position < len(indices):
             size = self.batch_size if stage.batchable else 1
@@ -117,7 +116,8 @@ class BatchRunner:
             position += len(chunk)
         return results
 
-    def _call(self, stage: Stage, chunk: list[int], seeds: list[int], size: int) -> list[tuple[np.ndarray, bool]]:
+    def _call(self, stage: Stage, chunk: list[int], seeds: list[int],
+              size: int) -> list[tuple[np.ndarray, str | None]]:
         import torch
 
         members = chunk + [chunk[-1]] * (size - len(chunk))
@@ -125,10 +125,11 @@ class BatchRunner:
         kwargs = combine_inputs(stage.common, [stage.inputs[i] for i in members], self.cfg, stage.batchable)
         with self.loaded.lock, torch.inference_mode():
             output = self.loaded.pipe(**kwargs, generator=generators if stage.batchable else generators[0],
-                                      output_type="np")
-        images = np.asarray(output.images, dtype=np.float32)
-        flags = getattr(output, "nsfw_content_detected", None) or [False] * len(images)
-        return [(images[k], bool(flags[k])) for k in range(len(chunk))]
+                                      output_type="pt")
+            images = output.images[:len(chunk)]
+            flags = [bool(f) for f in (getattr(output, "nsfw_content_detected", None) or [False] * len(members))]
+            pixels, defects = checked_pixels(images, flags[:len(chunk)])
+        return list(zip(pixels, defects, strict=True))
 
 
 def combine_inputs(common: dict[str, Any], inputs: list[dict[str, Any]], cfg: bool,

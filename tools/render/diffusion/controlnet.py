@@ -31,7 +31,7 @@ def control_image(kind: str, job: Job) -> tuple[np.ndarray, dict[str, str]]:
 
 
 def render(ctx: ModeContext, jobs: list[Job]) -> list[np.ndarray]:
-    """Float images at the jobs' render size, each following its own control map."""
+    """uint8 images at the jobs' render size, each following its own control map."""
     kind = map_kind(ctx.options.control_map, ctx.options.controlnet or "")
     scale = round(min(ctx.options.control_scale * jobs[0].profile.control_factor, 2.0), 4)
     key = "control_image" if "control_image" in ctx.accepts else "image"

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from synthloop.tools.render.diffusion.batching import BatchRunner, Stage
-from synthloop.tools.render.diffusion.checks import to_uint8
 from synthloop.tools.render.diffusion.jobs import pil, resized
 from synthloop.tools.render.diffusion.loading import LoadSpec, load_pipeline, resolve_device, resolve_dtype
 from synthloop.tools.render.diffusion.options import DiffusionError
@@ -69,7 +68,7 @@ class InstructionEditor:
                                   "image_guidance_scale": self.image_guidance}
         stage = Stage("edit", common, [{"prompt": instruction.strip(), "image": pil(resized(image, size))}], [seed])
         output = runner.run(stage)
-        return resized(to_uint8(output.images[0]), (width, height))
+        return resized(output.images[0], (width, height))
 
 
 _EDITORS: dict[tuple[Any, ...], InstructionEditor] = {}

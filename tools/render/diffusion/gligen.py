@@ -20,7 +20,7 @@ MAX_BOXES = 30
 
 
 def render(ctx: ModeContext, jobs: list[Job]) -> list[np.ndarray]:
-    """Float images at the jobs' render size, one pipeline call per job."""
+    """uint8 images at the jobs' render size, one pipeline call per job."""
     inputs = []
     for job in jobs:
         layout, spec = job.request.layout, job.request.spec

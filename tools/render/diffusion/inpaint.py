@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from synthloop.tools.render.diffusion.batching import Stage
-from synthloop.tools.render.diffusion.checks import to_uint8
 from synthloop.tools.render.diffusion.jobs import Job, ModeContext, pil, record
 from synthloop.tools.render.diffusion.options import DiffusionError
 from synthloop.tools.render.diffusion.prompts import background_prompt, object_prompt, with_terms
@@ -29,7 +28,7 @@ GREY = 127
 
 
 def render(ctx: ModeContext, jobs: list[Job]) -> list[np.ndarray]:
-    """Float images at the jobs' render size: background, then objects painted back to front."""
+    """uint8 images at the jobs' render size: background, then objects painted back to front."""
     size = jobs[0].size
     if ctx.options.background_images:
         images = [background_image(Path(ctx.options.background_images), job.seed, size) for job in jobs]
@@ -54,10 +53,10 @@ def render(ctx: ModeContext, jobs: list[Job]) -> list[np.ndarray]:
         record([jobs[k] for k in active], output)
         for k, generated in zip(active, output.images, strict=True):
             x0, y0, x1, y1 = boxes[k]
-            images[k][y0:y1, x0:x1] = to_uint8(generated)[y0:y1, x0:x1]
+            images[k][y0:y1, x0:x1] = generated[y0:y1, x0:x1]
     for job in jobs:
         job.info["strength"] = ctx.options.inpaint_strength
-    return [image.astype(np.float32) / 255.0 for image in images]
+    return images
 
 
 def _painted_backgrounds(ctx: ModeContext, jobs: list[Job], size: tuple[int, int]) -> list[np.ndarray]:
@@ -70,7 +69,7 @@ def _painted_backgrounds(ctx: ModeContext, jobs: list[Job], size: tuple[int, int
     record(jobs, output)
     for job in jobs:
         job.info["background"] = "painted"
-    return [to_uint8(image) for image in output.images]
+    return [image.copy() for image in output.images]
 
 
 def pixel_box(box: tuple[float, float, float, float], size: tuple[int, int]) -> tuple[int, int, int, int]:

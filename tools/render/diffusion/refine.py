@@ -22,7 +22,7 @@ def strength(ctx: ModeContext, job: Job) -> float:
 
 
 def render(ctx: ModeContext, jobs: list[Job]) -> list[np.ndarray]:
-    """Float images at the jobs' render size: each job's composite re-noised and denoised."""
+    """uint8 images at the jobs' render size: each job's composite re-noised and denoised."""
     value = strength(ctx, jobs[0])
     common = ctx.common(jobs[0].size, strength=value)
     inputs = []

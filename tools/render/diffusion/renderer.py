@@ -31,7 +31,6 @@ from synthloop.tools.backend import BackendError, Capabilities
 from synthloop.tools.render.base import BaseRenderer, RenderRequest, RenderResult
 from synthloop.tools.render.diffusion import controlnet, gligen, inpaint, refine, text2image
 from synthloop.tools.render.diffusion.batching import BatchRunner
-from synthloop.tools.render.diffusion.checks import to_uint8
 from synthloop.tools.render.diffusion.jobs import Job, ModeContext, resized
 from synthloop.tools.render.diffusion.loading import (
     IPAdapterSpec,
@@ -198,7 +197,7 @@ class DiffusionRenderer(BaseRenderer):
             if o.control == "refine":
                 instance_map, amodal = job.composite.instance_map, list(job.composite.amodal_areas)
         info["diffusion"] = diffusion
-        pixels = resized(to_uint8(image), (layout.width, layout.height))
+        pixels = resized(image, (layout.width, layout.height))
         return RenderResult(image=pixels, instance_map=instance_map, amodal_areas=amodal, backend=backend,
                             prompt=job.prompt, info=info)
 

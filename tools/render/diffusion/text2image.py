@@ -15,7 +15,7 @@ TASK = "text2image"
 
 
 def render(ctx: ModeContext, jobs: list[Job]) -> list[np.ndarray]:
-    """Float images at the jobs' (shared) render size, in job order."""
+    """uint8 images at the jobs' (shared) render size, in job order."""
     stage = Stage("text2image", ctx.common(jobs[0].size), [j.inputs() for j in jobs], [j.seed for j in jobs])
     output = ctx.runner.run(stage)
     record(jobs, output)
