@@ -221,3 +221,16 @@ def test_loop_run_scores_ap_one_as_its_own_predictions(tmp_path: Path, assets: P
     assert evaluated >= 2
     manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert all(row["render_info"]["objects"] and row["backend"]["renderer"] == "copy_paste" for row in manifest)
+
+
+def test_coverage_lists_the_cutouts_it_renders_with(tmp_path: Path, assets: Path) -> None:
+    spec = TaskSpec.model_validate({"objects": [{"name": "cup"}, {"name": "plate"}, {"name": "crack"}],
+                                    "width": 128, "height": 96})
+    renderer = _renderer(tmp_path, assets)
+    report = renderer.coverage(spec)
+    assert report["cup"].message.startswith("cup: 3 photos (your assets)")
+    assert report["crack"].message.startswith("crack: no real examples, procedural shapes")
+    used = {o["asset"] for s in range(6)
+            for o in renderer.render(ProceduralLayoutSampler().sample(spec, s), spec, s).info["objects"]}
+    assert used - {"procedural"} <= set(report["cup"].asset_ids) | set(report["plate"].asset_ids)
+    assert "procedural" in used

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from synthloop.tools.assets.library import AssetLibrary
@@ -39,14 +39,17 @@ class ClassCoverage:
     warning: str = ""
 
 
-def coverage(class_names: Sequence[str], sources: AssetLibrary, *, context: Iterable[str] = ()) -> dict[str,
-                                                                                                        ClassCoverage]:
+def coverage(class_names: Sequence[str], sources: AssetLibrary, *, context: Iterable[str] = (),
+             context_for: Mapping[str, Sequence[str]] | None = None) -> dict[str, ClassCoverage]:
     """For each class: where its objects come from and how many distinct exemplars, with a one-line message
-    and a warning when it has few exemplars (a model may overfit them) or an ambiguous name."""
+    and a warning when it has few exemplars (a model may overfit them) or an ambiguous name.
+
+    context: words that place every class (scene, style); context_for: more words per class (its attributes
+    and prompt), as the renderer uses them."""
     context = list(context)
     result = {}
     for name in class_names:
-        selection = sources.select(name, context, class_names)
+        selection = sources.select(name, [*context, *(context_for or {}).get(name, ())], class_names)
         kinds = Counter((a.source, "photo" if a.kind == "user" else a.kind) for a in selection.assets)
         counts = {f"{source}:{kind}": n for (source, kind), n in sorted(kinds.items())}
         warnings = []

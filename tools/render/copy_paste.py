@@ -30,6 +30,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from synthloop.tools.assets.coverage import ClassCoverage, coverage
 from synthloop.tools.assets.library import SOURCES, AssetLibrary, Selection, cutout
 from synthloop.tools.assets.types import Asset
 from synthloop.tools.backend import Capabilities
@@ -46,7 +47,7 @@ from synthloop.tools.render.copy_paste_backgrounds import (
 from synthloop.tools.render.copy_paste_difficulty import PROFILES, image_difficulty, object_difficulty
 from synthloop.tools.render.copy_paste_paste import Placed, Variation, fit, paste, prescale, vary
 from synthloop.tools.render.copy_paste_style import StyleEffects, apply_effects, style_effects, unsupported_style_terms
-from synthloop.tools.types import Layout, LayoutObject, TaskSpec
+from synthloop.tools.types import Layout, LayoutObject, ObjectSpec, TaskSpec
 
 MODEL_ID = "copy-paste-v1"
 
@@ -140,10 +141,8 @@ class CopyPasteRenderer(BaseRenderer):
     def _make_plan(self, spec: TaskSpec) -> _Plan:
         effects = style_effects(spec)
         names = spec.class_names
-        selections = {}
-        for obj in spec.objects:
-            context = [spec.scene, spec.style, *obj.attributes, obj.prompt]
-            selections[obj.name] = self.library.select(obj.name, context, names)
+        selections = {obj.name: self.library.select(obj.name, [spec.scene, spec.style, *_class_context(obj)], names)
+                      for obj in spec.objects}
         distractors = tuple(self.library.distractors([s.sense for s in selections.values()])) \
             if self.options.distractors else ()
         photos: list[BackgroundPhoto] = []
@@ -152,6 +151,12 @@ class CopyPasteRenderer(BaseRenderer):
         elif self.options.background_photos:
             photos = choose_photos(installed_photos(), effects.scene_tags)
         return _Plan(selections, distractors, tuple(photos), effects, tuple(unsupported_style_terms(spec)))
+
+    def coverage(self, spec: TaskSpec) -> dict[str, ClassCoverage]:
+        """Per class of `spec`: where its objects will come from (as this renderer will draw them), how many
+        distinct exemplars, and a one-line message (for the plan and the card)."""
+        return coverage(spec.class_names, self.library, context=[spec.scene, spec.style],
+                        context_for={o.name: _class_context(o) for o in spec.objects})
 
     # --- per image ------------------------------------------------------------------------------------------
 
@@ -316,6 +321,11 @@ def _shape(path: str) -> tuple[int, int, float]:
     """Width, height and opaque fraction of a cut-out."""
     rgba = cutout(path)
     return rgba.shape[1], rgba.shape[0], float((rgba[:, :, 3] > 127).mean())
+
+
+def _class_context(obj: ObjectSpec) -> list[str]:
+    """Words of a class's spec that help place its meaning (attributes, prompt)."""
+    return [*obj.attributes, obj.prompt]
 
 
 def _finish(image: np.ndarray, blur_sigma: float, noise_sigma: float, rng: np.random.Generator) -> np.ndarray:
