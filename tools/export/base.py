@@ -1,11 +1,19 @@
-"""The exporter protocol (fiftyone style): setup, export_sample per kept sample, close."""
+"""The exporter protocol (fiftyone style): setup, export_sample per kept sample, close.
+
+Exporters keep memory flat in the number of samples: a sample's own files are written when it arrives, and
+what a format gathers over many samples (COCO arrays, per-split lists, the names of written files) goes to
+temporary files on disk (`streaming`), never into lists. Samples may arrive in any order; `export_all` gives
+them in id order, the order the outputs are written in, so nothing needs sorting at close.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from synthloop.tools.backend import Backend
+from synthloop.tools.export.streaming import NameSet
 from synthloop.tools.types import Sample, TaskSpec
 
 
@@ -35,7 +43,7 @@ class BaseExporter(Backend):
     def __init__(self) -> None:
         self._out_dir: Path | None = None
         self._spec: TaskSpec | None = None
-        self._written: set[Path] = set()
+        self._written = NameSet()
 
     @property
     def out_dir(self) -> Path:
@@ -55,7 +63,8 @@ class BaseExporter(Backend):
         """Start a new export into `out_dir`."""
         self._out_dir = Path(out_dir)
         self._spec = spec
-        self._written = set()
+        self._written.close()
+        self._written = NameSet()
 
     def check_sample(self, sample: Sample) -> None:
         """Refuse a sample whose split the spec does not have."""
@@ -64,12 +73,18 @@ class BaseExporter(Backend):
 
     def wrote(self, path: Path) -> Path:
         """Note a file this export wrote (kept by `remove_stale`); returns it."""
-        self._written.add(path)
+        self._written.add(str(path))
         return path
 
     def remove_stale(self, folder: Path) -> None:
         """Delete the files directly in `folder` that this export did not write."""
-        if folder.is_dir():
-            for path in folder.iterdir():
-                if path.is_file() and path not in self._written:
-                    path.unlink()
+        if not folder.is_dir():
+            return
+        with os.scandir(folder) as entries:  # streamed: a folder may hold millions of files
+            stale = [entry.path for entry in entries if entry.is_file() and entry.path not in self._written]
+        for path in stale:
+            Path(path).unlink(missing_ok=True)
+
+    def finish(self) -> None:
+        """Free what the export kept on disk (call at the end of close)."""
+        self._written.close()

@@ -13,20 +13,25 @@ An image without a caption has no annotation here; `validate` reports it (every 
 
 from __future__ import annotations
 
-from typing import Any
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
-from synthloop.tools.export.coco import FORMAT_VERSION, ImageIds
+from synthloop.tools.export.coco_records import FORMAT_VERSION, ImageIds
 from synthloop.tools.export.split_file import QueuedSample, SplitFileExporter
+from synthloop.tools.export.streaming import JsonArray
 from synthloop.tools.types import Sample
 
 
-def captions_file(request: str, entries: list[tuple[QueuedSample, ImageIds]]) -> dict[str, Any]:
-    """The COCO captions dict of one split."""
-    images, annotations = [], []
-    for entry, ids in entries:
-        images.append({"id": ids.image_id, **entry.image})
-        for caption in entry.payload:
-            annotations.append({"id": len(annotations) + 1, "image_id": ids.image_id, "caption": caption})
+def caption_elements(entry: QueuedSample, ids: ImageIds, first_id: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The `images` entry of one sample, then one annotation per caption (ids from `first_id`)."""
+    yield "images", {"id": ids.image_id, **entry.image}
+    for n, caption in enumerate(entry.payload):
+        yield "annotations", {"id": first_id + n, "image_id": ids.image_id, "caption": caption}
+
+
+def captions_document(request: str, images: Any, annotations: Any) -> dict[str, Any]:
+    """The COCO captions file's value around its `images` and `annotations` arrays."""
     return {
         "info": {"description": request or "synthloop dataset", "version": FORMAT_VERSION},
         "licenses": [{"id": 1, "name": "unspecified", "url": ""}],
@@ -40,11 +45,19 @@ class CaptionsExporter(SplitFileExporter):
 
     id = "captions"
     file_pattern = "annotations/captions_{split}.json"
+    arrays: ClassVar[tuple[str, ...]] = ("images", "annotations")
 
     def payload(self, sample: Sample) -> list[str]:
         """The sample's captions."""
         return list(sample.annotation.captions) if sample.annotation is not None else []
 
-    def build(self, split: str, entries: list[tuple[QueuedSample, ImageIds]]) -> dict[str, Any]:
-        """The COCO captions dict of one split."""
-        return captions_file(self.spec.request, entries)
+    def elements(
+        self, split: str, entry: QueuedSample, ids: ImageIds, counters: Counter[str]
+    ) -> Iterator[tuple[str, Any]]:
+        """The sample's image entry and caption annotations."""
+        yield from caption_elements(entry, ids, counters["captions"] + 1)
+        counters["captions"] += len(entry.payload)
+
+    def document(self, split: str, arrays: dict[str, JsonArray]) -> dict[str, Any]:
+        """The COCO captions file around the streamed arrays."""
+        return captions_document(self.spec.request, arrays["images"], arrays["annotations"])

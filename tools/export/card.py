@@ -5,39 +5,40 @@ DIR/card.md                   counts per split, class balance, instance and box-
                               (`card_tasks`), rejection reasons, the spec, provenance, the loop's timings
 DIR/card_samples.png          up to 16 images (first by id) with boxes, class labels and mask outlines
 DIR/card_class_balance.png    instances per class, bars stacked by split
+
+`CardExporter` takes the samples one at a time like the other exporters (and the rejected rows through
+`add_rejected`), keeping counts only (`card_stats`, `card_tasks`), so a card over a million images needs no
+more memory than one over ten; `write_card` does the same for samples already in hand.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import statistics
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from synthloop.tools.export.card_tasks import task_sections
+from synthloop.tools.export.base import BaseExporter
+from synthloop.tools.export.card_stats import GRID_MAX, MEDIUM_AREA, SMALL_AREA, CardStats, size_bucket
+from synthloop.tools.export.card_stats import exported as _instances
+from synthloop.tools.export.card_tasks import TaskStats
 from synthloop.tools.io import atomic_write_png, atomic_write_text
 from synthloop.tools.masks import rle_crops
 from synthloop.tools.types import Instance, Sample, TaskSpec
 
-SMALL_AREA, MEDIUM_AREA = 32**2, 96**2  # COCO's area thresholds
-GRID_MAX, TILE = 16, 256
+__all__ = ["GRID_MAX", "MEDIUM_AREA", "SMALL_AREA", "CardExporter", "reason_counts", "size_bucket", "write_card"]
+TILE = 256
 PALETTE = [
     (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
     (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255),
     (170, 110, 40), (255, 250, 200), (128, 0, 0), (170, 255, 195), (128, 128, 0), (255, 215, 180),
     (0, 0, 128), (128, 128, 128),
 ]  # fmt: skip
-
-
-def _instances(sample: Sample) -> list[Instance]:
-    """Instances the exports contain (area 0 is skipped there too)."""
-    return [i for i in (sample.annotation.instances if sample.annotation else []) if i.area > 0]
 
 
 def _color(class_index: int) -> tuple[int, int, int]:
@@ -56,23 +57,20 @@ def _fmt_value(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def size_bucket(area: float) -> str:
-    """COCO size class of an instance area."""
-    return "small" if area < SMALL_AREA else "medium" if area < MEDIUM_AREA else "large"
+def row_reasons(row: Mapping[str, Any]) -> list[str]:
+    """The reasons of one rejected row, numbers turned into '#' so that 'box 3 too small' and 'box 7 too small'
+    meet."""
+    reasons = row.get("reasons")
+    if reasons is None:
+        reasons = [row["reason"]] if row.get("reason") else []
+    if not reasons:
+        reasons = ["(no reason given)"]
+    return [re.sub(r"\d+(\.\d+)?", "#", str(reason))[:120] for reason in reasons]
 
 
-def reason_counts(rejected_rows: list[Mapping[str, Any]]) -> Counter[str]:
-    """Rejection reasons counted; numbers become '#' so that 'box 3 too small' and 'box 7 too small' meet."""
-    counts: Counter[str] = Counter()
-    for row in rejected_rows:
-        reasons = row.get("reasons")
-        if reasons is None:
-            reasons = [row["reason"]] if row.get("reason") else []
-        if not reasons:
-            reasons = ["(no reason given)"]
-        for reason in reasons:
-            counts[re.sub(r"\d+(\.\d+)?", "#", str(reason))[:120]] += 1
-    return counts
+def reason_counts(rejected_rows: Iterable[Mapping[str, Any]]) -> Counter[str]:
+    """Rejection reasons counted (`row_reasons`)."""
+    return Counter(reason for row in rejected_rows for reason in row_reasons(row))
 
 
 # ------------------------------------------------------------------------------------------- pictures
@@ -138,7 +136,7 @@ def draw_tile(out_dir: Path, sample: Sample, class_index: dict[str, int], tile: 
     return canvas
 
 
-def draw_sample_grid(out_dir: Path, spec: TaskSpec, samples: list[Sample]) -> Image.Image:
+def draw_sample_grid(out_dir: Path, spec: TaskSpec, samples: Iterable[Sample]) -> Image.Image:
     """Up to 16 samples (first by id) in a 4-column grid with a caption under each tile."""
     chosen = sorted(samples, key=lambda s: s.id)[:GRID_MAX]
     class_index = {name: i for i, name in enumerate(spec.class_names)}
@@ -190,41 +188,65 @@ def draw_class_balance(spec: TaskSpec, per_split: dict[str, Counter[str]]) -> Im
 # ------------------------------------------------------------------------------------------- card.md
 
 
-def write_card(
-    out_dir: Path,
-    spec: TaskSpec,
-    samples: list[Sample],
-    rejected_rows: list[Mapping[str, Any]],
-    extra: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write card.md, card_samples.png and card_class_balance.png into `out_dir`; returns card.md's path.
+class CardExporter(BaseExporter):
+    """Writes card.md and its two pictures (see the module docstring). Feed it the kept samples with
+    `export_sample` and the rejected rows with `add_rejected`; set `figures` (the loop's timings and other
+    numbers, printed as a table) before `close`."""
 
-    `extra` holds figures from the loop (timings, throughput); they are printed as a table.
-    """
-    out_dir = Path(out_dir)
-    samples = sorted(samples, key=lambda s: s.id)
-    splits = list(dict.fromkeys([*spec.splits.names(), *(s.split for s in samples)]))
-    per_split: dict[str, Counter[str]] = {s: Counter() for s in splits}
-    images_with: Counter[str] = Counter()
-    images_per_split: Counter[str] = Counter(s.split for s in samples)
-    buckets: Counter[str] = Counter()
-    widths: list[float] = []
-    heights: list[float] = []
-    per_image: list[int] = []
-    for sample in samples:
-        instances = _instances(sample)
-        per_image.append(len(instances))
-        for inst in instances:
-            per_split[sample.split][inst.category] += 1
-            buckets[size_bucket(inst.area)] += 1
-            widths.append(inst.bbox[2])
-            heights.append(inst.bbox[3])
-        images_with.update({inst.category for inst in instances})
-    n_instances = sum(per_image)
+    id = "card"
 
-    atomic_write_png(out_dir / "card_samples.png", draw_sample_grid(out_dir, spec, samples))
-    atomic_write_png(out_dir / "card_class_balance.png", draw_class_balance(spec, per_split))
+    def setup(self, out_dir: Path, spec: TaskSpec) -> None:
+        """Start a new card for `out_dir`."""
+        super().setup(out_dir, spec)
+        self._stats = CardStats(spec)
+        self._tasks = TaskStats(spec)
+        self._reasons: Counter[str] = Counter()
+        self._rejected = 0
+        self.figures: dict[str, Any] = {}
 
+    def export_sample(self, sample: Sample) -> None:
+        """Count one kept sample."""
+        self._stats.add(sample)
+        self._tasks.add(sample)
+
+    def add_rejected(self, row: Mapping[str, Any]) -> None:
+        """Count one rejected attempt (a rejected.jsonl row)."""
+        self._rejected += 1
+        self._reasons.update(row_reasons(row))
+
+    def close(self) -> None:
+        """Write card.md, card_samples.png and card_class_balance.png."""
+        stats, spec = self._stats, self.spec
+        per_split = stats.class_counts()
+        atomic_write_png(self.out_dir / "card_samples.png", draw_sample_grid(self.out_dir, spec, stats.first.values()))
+        atomic_write_png(self.out_dir / "card_class_balance.png", draw_class_balance(spec, per_split))
+        md = [*_counts_part(stats, per_split, self._rejected), self._tasks.markdown(), *self._rejections_part(),
+              *_spec_part(spec), *_provenance_part(stats)]
+        if self.figures:
+            md.append("\n## Timings and figures\n")
+            md.append(_table(["figure", "value"], [[_fmt_value(k), _fmt_value(v)] for k, v in self.figures.items()]))
+        realism = realism_section(self.out_dir)
+        if realism:
+            md.append(realism)
+        md.append("\n## Samples\n")
+        md.append(f"First {min(stats.images, GRID_MAX)} images by id, boxes and mask outlines drawn per class.\n")
+        md.append("\n![samples](card_samples.png)\n")
+        atomic_write_text(self.out_dir / "card.md", "\n\n".join(part.strip("\n") for part in md) + "\n")
+        self.finish()
+
+    def _rejections_part(self) -> list[str]:
+        md = ["## Rejections\n"]
+        if self._reasons:
+            ordered = sorted(self._reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+            md.append(_table(["reason", "count"], [[_fmt_value(r), c] for r, c in ordered]))
+        else:
+            md.append("No rejected attempts.\n")
+        return md
+
+
+def _counts_part(stats: CardStats, per_split: dict[str, Counter[str]], rejected: int) -> list[str]:
+    """Title, counts per split, class balance, instances and box sizes."""
+    spec, splits, n_instances = stats.spec, stats.splits, stats.instances
     request = spec.request.strip()
     title = request.splitlines()[0][:100] if request else ", ".join(spec.class_names)
     md = [f"# Dataset card: {title}"]
@@ -233,53 +255,42 @@ def write_card(
         + ", ".join(f.value for f in spec.formats)
         + "."
     )
-
     md.append("## Counts\n")
-    rows = [[s, images_per_split[s], sum(per_split[s].values())] for s in splits]
-    rows.append(["**total**", len(samples), n_instances])
+    rows = [[s, stats.images_per_split[s], sum(per_split[s].values())] for s in splits]
+    rows.append(["**total**", stats.images, n_instances])
     md.append(_table(["split", "images", "instances"], rows))
-    n_rejected = len(rejected_rows)
-    md.append(f"{len(samples)} images kept of {spec.n_images} asked for; {n_rejected} attempts rejected.")
+    md.append(f"{stats.images} images kept of {spec.n_images} asked for; {rejected} attempts rejected.")
 
     md.append("## Class balance\n")
     rows = []
     for name in spec.class_names:
         total = sum(per_split[s][name] for s in splits)
         share = f"{100 * total / n_instances:.1f}%" if n_instances else "-"
-        rows.append([name, *(per_split[s][name] for s in splits), total, share, images_with[name]])
+        rows.append([name, *(per_split[s][name] for s in splits), total, share, stats.images_with[name]])
     md.append(_table(["class", *splits, "total", "share", "images with it"], rows))
     md.append("\n![class balance](card_class_balance.png)\n")
 
     md.append("## Instances and box sizes\n")
     rows = [
-        [b, buckets[b], f"{100 * buckets[b] / n_instances:.1f}%" if n_instances else "-"]
+        [b, stats.buckets[b], f"{100 * stats.buckets[b] / n_instances:.1f}%" if n_instances else "-"]
         for b in ("small", "medium", "large")
     ]
     md.append(_table(["size (COCO: area < 32², < 96², larger)", "instances", "share"], rows))
-    if per_image:
+    if stats.images:
         md.append(
-            f"\nInstances per image: min {min(per_image)}, mean {statistics.fmean(per_image):.2f}, "
-            f"max {max(per_image)}.\n"
+            f"\nInstances per image: min {stats.per_image_min}, mean {n_instances / stats.images:.2f}, "
+            f"max {stats.per_image_max}.\n"
         )
-    if widths:
+    widths, heights = stats.widths, stats.heights
+    if widths.count:
         md.append(
-            f"Box width px: min {min(widths):.0f}, median {statistics.median(widths):.0f}, "
-            f"max {max(widths):.0f}; "
-            f"box height px: min {min(heights):.0f}, median {statistics.median(heights):.0f}, "
-            f"max {max(heights):.0f}.\n"
+            f"Box width px: min {widths.min:.0f}, median {widths.median():.0f}, max {widths.max:.0f}; "
+            f"box height px: min {heights.min:.0f}, median {heights.median():.0f}, max {heights.max:.0f}.\n"
         )
+    return md
 
-    md.append(task_sections(spec, samples))
 
-    md.append("## Rejections\n")
-    counts = reason_counts(rejected_rows)
-    if counts:
-        ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        md.append(_table(["reason", "count"], [[_fmt_value(r), c] for r, c in ordered]))
-    else:
-        md.append("No rejected attempts.\n")
-
-    md.append("\n## Spec\n")
+def _spec_part(spec: TaskSpec) -> list[str]:
     spec_rows = [
         ["request", _fmt_value(spec.request) or "-"],
         ["classes", ", ".join(f"{o.name} ({o.min_count}–{o.max_count})" for o in spec.objects)],
@@ -294,34 +305,41 @@ def write_card(
         ["seed", spec.seed],
         ["defaults used", _fmt_value(", ".join(spec.defaults_used)) or "-"],
     ]
-    md.append(_table(["field", "value"], spec_rows))
+    return ["\n## Spec\n", _table(["field", "value"], spec_rows)]
 
-    md.append("\n## Provenance\n")
-    backends = Counter((k, v) for s in samples for k, v in sorted(s.backend.items()))
-    if backends:
-        ordered_b = sorted(backends.items(), key=lambda kv: kv[0])
-        rows = [[_fmt_value(k), _fmt_value(v), c] for (k, v), c in ordered_b]
-        md.append(_table(["role", "id", "samples"], rows))
+
+def _provenance_part(stats: CardStats) -> list[str]:
+    md = ["\n## Provenance\n"]
+    if stats.backends:
+        ordered_b = sorted(stats.backends.items(), key=lambda kv: kv[0])
+        md.append(_table(["role", "id", "samples"], [[_fmt_value(k), _fmt_value(v), c] for (k, v), c in ordered_b]))
     else:
         md.append("No backend ids recorded.\n")
-    judges = Counter(v.judge for s in samples for v in s.verdicts)
-    if judges:
-        md.append("\nJudges: " + ", ".join(f"{j} ({c})" for j, c in sorted(judges.items())) + ".\n")
+    if stats.judges:
+        md.append("\nJudges: " + ", ".join(f"{j} ({c})" for j, c in sorted(stats.judges.items())) + ".\n")
+    return md
 
-    if extra:
-        md.append("\n## Timings and figures\n")
-        md.append(_table(["figure", "value"], [[_fmt_value(k), _fmt_value(v)] for k, v in extra.items()]))
 
-    realism = realism_section(out_dir)
-    if realism:
-        md.append(realism)
+def write_card(
+    out_dir: Path,
+    spec: TaskSpec,
+    samples: Iterable[Sample],
+    rejected_rows: Iterable[Mapping[str, Any]],
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write card.md, card_samples.png and card_class_balance.png into `out_dir`; returns card.md's path.
 
-    md.append("\n## Samples\n")
-    md.append(f"First {min(len(samples), GRID_MAX)} images by id, boxes and mask outlines drawn per class.\n")
-    md.append("\n![samples](card_samples.png)\n")
-    path = out_dir / "card.md"
-    atomic_write_text(path, "\n\n".join(part.strip("\n") for part in md) + "\n")
-    return path
+    `extra` holds figures from the loop (timings, throughput); they are printed as a table.
+    """
+    card = CardExporter()
+    card.setup(Path(out_dir), spec)
+    for sample in samples:
+        card.export_sample(sample)
+    for row in rejected_rows:
+        card.add_rejected(row)
+    card.figures = dict(extra or {})
+    card.close()
+    return Path(out_dir) / "card.md"
 
 
 # ------------------------------------------------------------------------------------------- realism

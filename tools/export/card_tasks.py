@@ -1,25 +1,29 @@
 """The card's task sections: what each task of the spec delivered, a section per task output (counts and
 examples), and the label-certificate agreement histogram when instances carry certificates.
 
-Everything is computed from the kept samples (the card may be written while the exporters run), counting
-what the exports contain: instances with area 0, and refs or relations that point at them, are left out
-there, so they are counted as dropped here.
+`TaskStats` gathers them one sample at a time (counters and the first examples by sample id, never the
+samples), so the card's memory stays flat however large the dataset. It counts what the exports contain:
+instances with area 0, and refs or relations that point at them, are left out there, so they are counted as
+dropped here.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from synthloop.tools.export.coco import category_ids, exported_instances
+from synthloop.tools.export.coco_records import category_ids, exported_instances
 from synthloop.tools.export.semantic import BACKGROUND, IGNORE, IGNORE_BELOW_AGREEMENT, sample_semantic_map
-from synthloop.tools.types import Relation, Sample, Task, TaskSpec
+from synthloop.tools.types import Sample, Task, TaskSpec
 
 EXAMPLES = 3
 HISTOGRAM_BINS = 10
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -32,136 +36,196 @@ def _share(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
 
 
-def _visible(sample: Sample) -> dict[int, str]:
-    """Index → class of the instances the exports contain."""
-    return {k: inst.category for k, inst in exported_instances(sample)}
+class Smallest(Generic[K, V]):
+    """The `k` values with the smallest keys seen so far (the first examples by sample id, whatever the
+    order of arrival); keys are unique."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self._keys: list[K] = []
+        self._values: list[V] = []
+
+    def add(self, key: K, value: V) -> None:
+        """Offer one value."""
+        if len(self._keys) >= self.k and not key < self._keys[-1]:  # type: ignore[operator]
+            return
+        at = bisect.bisect(self._keys, key)  # type: ignore[type-var]
+        self._keys.insert(at, key)
+        self._values.insert(at, value)
+        del self._keys[self.k :], self._values[self.k :]
+
+    def values(self) -> list[V]:
+        """The kept values, smallest key first."""
+        return list(self._values)
 
 
-def _relations(sample: Sample) -> list[Relation]:
-    return list(sample.annotation.relations) if sample.annotation is not None else []
+# ------------------------------------------------------------------------------------------- the statistics
 
 
-# ------------------------------------------------------------------------------------------- per task
+class TaskStats:
+    """What each task delivered, gathered one sample at a time; `markdown()` writes the card part."""
 
+    def __init__(self, spec: TaskSpec) -> None:
+        self.spec = spec
+        self._class_ids = category_ids(spec)
+        self._semantic = Task.semantic_segmentation in spec.tasks
+        self.samples = self.instances = self.masked = 0
+        # captions
+        self.captioned = self.n_captions = self.caption_words = 0
+        self.caption_examples: Smallest[str, str] = Smallest(EXAMPLES)
+        # referring expressions
+        self.referred = self.sentences = self.refs_dropped = 0
+        self.ref_examples: Smallest[tuple[str, int], str] = Smallest(EXAMPLES)
+        # scene graph
+        self.predicates: Counter[str] = Counter()
+        self.relation_sources: Counter[str] = Counter()
+        self.with_relations = self.relations_dropped = 0
+        self.relation_examples: Smallest[str, str] = Smallest(EXAMPLES)
+        # semantic maps
+        self.pixels: Counter[int] = Counter()
+        # certificates
+        self.certified = self.below = 0
+        self.agreement_sum, self.agreement_min = 0.0, 1.0
+        self.agreement_bins = [0] * HISTOGRAM_BINS
+        self.certificate_sources: Counter[str] = Counter()
 
-def _captions(samples: list[Sample]) -> tuple[str, str]:
-    captioned = [s for s in samples if s.annotation is not None and s.annotation.captions]
-    n_captions = sum(len(s.annotation.captions) for s in captioned)  # type: ignore[union-attr]
-    words = [len(c.split()) for s in captioned for c in s.annotation.captions]  # type: ignore[union-attr]
-    missing = len(samples) - len(captioned)
-    delivered = f"{len(captioned)}/{len(samples)} images captioned, {n_captions} captions"
-    if missing:
-        delivered += f"; **{missing} images without a caption**"
-    md = ["## Captions\n", f"{delivered}.", f"Words per caption: mean {np.mean(words):.1f}.\n" if words else ""]
-    md += [f"- `{s.id}`: {s.annotation.captions[0]}" for s in captioned[:EXAMPLES]]  # type: ignore[union-attr]
-    return delivered, "\n".join(md)
+    def add(self, sample: Sample) -> None:
+        """Count one kept sample."""
+        self.samples += 1
+        exported = exported_instances(sample)
+        visible = {k: inst.category for k, inst in exported}
+        self.instances += len(exported)
+        self.masked += sum(inst.segmentation is not None for _, inst in exported)
+        annotation = sample.annotation
+        if annotation is not None and annotation.captions:
+            self.captioned += 1
+            self.n_captions += len(annotation.captions)
+            self.caption_words += sum(len(c.split()) for c in annotation.captions)
+            self.caption_examples.add(sample.id, f"- `{sample.id}`: {annotation.captions[0]}")
+        refs = annotation.referring if annotation is not None else []
+        kept_refs = [r for r in refs if r.instance in visible]
+        self.refs_dropped += len(refs) - len(kept_refs)
+        self.referred += len({r.instance for r in kept_refs})
+        self.sentences += sum(len(r.sentences) for r in kept_refs)
+        for n, ref in enumerate(kept_refs):
+            self.ref_examples.add((sample.id, n), f"- `{sample.id}` {visible[ref.instance]}: \"{ref.sentences[0]}\"")
+        relations = list(annotation.relations) if annotation is not None else []
+        kept = [r for r in relations if r.subject in visible and r.object in visible]
+        self.relations_dropped += len(relations) - len(kept)
+        self.with_relations += bool(kept)
+        self.predicates.update(r.predicate for r in kept)
+        self.relation_sources.update(r.source for r in kept)
+        if kept:
+            first = kept[0]
+            self.relation_examples.add(
+                sample.id, f"- `{sample.id}`: {visible[first.subject]} *{first.predicate}* {visible[first.object]}")
+        if self._semantic:
+            values, counts = np.unique(sample_semantic_map(sample, self._class_ids), return_counts=True)
+            self.pixels.update(dict(zip(values.tolist(), counts.tolist(), strict=True)))
+        for _, inst in exported:
+            if inst.certificate is None:
+                continue
+            agreement = inst.certificate.agreement
+            self.certified += 1
+            self.agreement_sum += agreement
+            self.agreement_min = min(self.agreement_min, agreement)
+            self.below += agreement < IGNORE_BELOW_AGREEMENT
+            # Bin k holds [k/10, (k+1)/10), the last one 1.0 too; the small epsilon keeps 0.3 out of [0.2, 0.3).
+            self.agreement_bins[min(int(agreement * HISTOGRAM_BINS + 1e-9), HISTOGRAM_BINS - 1)] += 1
+            self.certificate_sources.update(list(inst.certificate.sources))
 
+    # --------------------------------------------------------------------------------------- sections
 
-def _refs(samples: list[Sample]) -> tuple[str, str]:
-    n_objects = referred = sentences = dropped = 0
-    examples = []
-    for sample in samples:
-        visible = _visible(sample)
-        n_objects += len(visible)
-        refs = sample.annotation.referring if sample.annotation is not None else []
-        kept = [r for r in refs if r.instance in visible]
-        dropped += len(refs) - len(kept)
-        referred += len({r.instance for r in kept})
-        sentences += sum(len(r.sentences) for r in kept)
-        examples += [f"- `{sample.id}` {visible[r.instance]}: \"{r.sentences[0]}\"" for r in kept]
-    delivered = f"{referred}/{n_objects} objects referred to, {sentences} sentences"
-    if n_objects and not referred:
-        delivered += "; **none delivered**"
-    md = ["## Referring expressions\n", f"{delivered}."]
-    if dropped:
-        md.append(f"Left out: {dropped} referring expressions naming objects with no visible pixels.")
-    return delivered, "\n".join([*md, "", *examples[:EXAMPLES]])
+    def _captions(self) -> tuple[str, str]:
+        delivered = f"{self.captioned}/{self.samples} images captioned, {self.n_captions} captions"
+        if self.samples - self.captioned:
+            delivered += f"; **{self.samples - self.captioned} images without a caption**"
+        words = f"Words per caption: mean {self.caption_words / self.n_captions:.1f}.\n" if self.n_captions else ""
+        return delivered, "\n".join(["## Captions\n", f"{delivered}.", words, *self.caption_examples.values()])
 
+    def _refs(self) -> tuple[str, str]:
+        delivered = f"{self.referred}/{self.instances} objects referred to, {self.sentences} sentences"
+        if self.instances and not self.referred:
+            delivered += "; **none delivered**"
+        md = ["## Referring expressions\n", f"{delivered}."]
+        if self.refs_dropped:
+            md.append(f"Left out: {self.refs_dropped} referring expressions naming objects with no visible pixels.")
+        return delivered, "\n".join([*md, "", *self.ref_examples.values()])
 
-def _scene_graph(samples: list[Sample]) -> tuple[str, str]:
-    predicates: Counter[str] = Counter()
-    sources: Counter[str] = Counter()
-    with_relations = dropped = 0
-    examples = []
-    for sample in samples:
-        visible = _visible(sample)
-        kept = [r for r in _relations(sample) if r.subject in visible and r.object in visible]
-        dropped += len(_relations(sample)) - len(kept)
-        with_relations += bool(kept)
-        predicates.update(r.predicate for r in kept)
-        sources.update(r.source for r in kept)
-        examples += [f"- `{sample.id}`: {visible[r.subject]} *{r.predicate}* {visible[r.object]}" for r in kept[:1]]
-    total = sum(predicates.values())
-    delivered = f"{total} relations in {with_relations}/{len(samples)} images"
-    md = ["## Scene graph\n", f"{delivered}; by source: " + (", ".join(f"{k} {v}" for k, v in sorted(sources.items()))
-                                                           or "-") + "."]
-    if dropped:
-        md.append(f"Left out: {dropped} relations joining objects with no visible pixels.")
-    if predicates:
-        rows = [[p, c, _share(c, total)] for p, c in sorted(predicates.items(), key=lambda kv: (-kv[1], kv[0]))]
-        md.append("\n" + _table(["predicate", "relations", "share"], rows))
-    return delivered, "\n".join([*md, *examples[:EXAMPLES]])
+    def _scene_graph(self) -> tuple[str, str]:
+        total = sum(self.predicates.values())
+        delivered = f"{total} relations in {self.with_relations}/{self.samples} images"
+        sources = ", ".join(f"{k} {v}" for k, v in sorted(self.relation_sources.items())) or "-"
+        md = ["## Scene graph\n", f"{delivered}; by source: {sources}."]
+        if self.relations_dropped:
+            md.append(f"Left out: {self.relations_dropped} relations joining objects with no visible pixels.")
+        if self.predicates:
+            ordered = sorted(self.predicates.items(), key=lambda kv: (-kv[1], kv[0]))
+            rows = [[p, c, _share(c, total)] for p, c in ordered]
+            md.append("\n" + _table(["predicate", "relations", "share"], rows))
+        return delivered, "\n".join([*md, *self.relation_examples.values()])
 
+    def _semantic_section(self) -> tuple[str, str]:
+        total = sum(self.pixels.values())
+        delivered = f"{self.samples} class maps, {_share(self.pixels[IGNORE], total)} of pixels ignore"
+        names = {BACKGROUND: "background", **{cid: name for name, cid in self._class_ids.items()},
+                 IGNORE: "ignore (255)"}
+        rows = [[value, names[value], _share(self.pixels[value], total)] for value in sorted(names)]
+        md = [
+            "## Semantic segmentation\n",
+            f"{delivered}. `semantic/{{split}}/{{id}}.png`: pixel = COCO category id; ignore marks pixels claimed "
+            f"by masks of different classes, masks whose certificate agreement is below {IGNORE_BELOW_AGREEMENT}, "
+            "and the boxes of objects without a mask.\n",
+            _table(["value", "class", "pixels"], rows),
+        ]
+        return delivered, "\n".join(md)
 
-def _semantic(spec: TaskSpec, samples: list[Sample]) -> tuple[str, str]:
-    class_ids = category_ids(spec)
-    pixels: Counter[int] = Counter()
-    for sample in samples:
-        values, counts = np.unique(sample_semantic_map(sample, class_ids), return_counts=True)
-        pixels.update(dict(zip(values.tolist(), counts.tolist(), strict=True)))
-    total = sum(pixels.values())
-    delivered = f"{len(samples)} class maps, {_share(pixels[IGNORE], total)} of pixels ignore"
-    names = {BACKGROUND: "background", **{cid: name for name, cid in class_ids.items()}, IGNORE: "ignore (255)"}
-    rows = [[value, names[value], _share(pixels[value], total)] for value in sorted(names)]
-    md = [
-        "## Semantic segmentation\n",
-        f"{delivered}. `semantic/{{split}}/{{id}}.png`: pixel = COCO category id; ignore marks pixels claimed by "
-        f"masks of different classes, masks whose certificate agreement is below {IGNORE_BELOW_AGREEMENT}, and "
-        "the boxes of objects without a mask.\n",
-        _table(["value", "class", "pixels"], rows),
-    ]
-    return delivered, "\n".join(md)
+    def _certificates(self) -> str:
+        if not self.certified:
+            return ""
+        peak = max(max(self.agreement_bins), 1)
+        rows = [
+            [f"[{k / HISTOGRAM_BINS:.1f}, {(k + 1) / HISTOGRAM_BINS:.1f}{']' if k == HISTOGRAM_BINS - 1 else ')'}",
+             c, "█" * round(20 * c / peak)]
+            for k, c in enumerate(self.agreement_bins)
+        ]  # fmt: skip
+        return "\n".join([
+            "## Label certificates\n",
+            f"{self.certified}/{self.instances} objects carry a certificate (the `certificate` key of the COCO "
+            f"annotation); agreement mean {self.agreement_sum / self.certified:.3f}, min {self.agreement_min:.3f}; "
+            f"{self.below} below {IGNORE_BELOW_AGREEMENT}.",
+            "Sources seen: " + ", ".join(f"{k} ({v})" for k, v in sorted(self.certificate_sources.items())) + ".\n",
+            _table(["agreement", "objects", "bar"], rows),
+        ])  # fmt: skip
 
+    def _masks(self) -> str:
+        text = f"{self.masked}/{self.instances} objects with a mask"
+        return text + (f"; {self.instances - self.masked} box only" if self.masked < self.instances else "")
 
-def _certificates(samples: list[Sample]) -> str:
-    certified = [inst.certificate for s in samples for _, inst in exported_instances(s) if inst.certificate]
-    n_instances = sum(len(exported_instances(s)) for s in samples)
-    if not certified:
-        return ""
-    agreement = np.array([c.agreement for c in certified])
-    # Bin k holds [k/10, (k+1)/10), the last one 1.0 too; the small epsilon keeps 0.3 out of [0.2, 0.3).
-    bins = np.minimum((agreement * HISTOGRAM_BINS + 1e-9).astype(int), HISTOGRAM_BINS - 1)
-    counts = np.bincount(bins, minlength=HISTOGRAM_BINS)
-    peak = max(int(counts.max()), 1)
-    rows = [
-        [f"[{k / HISTOGRAM_BINS:.1f}, {(k + 1) / HISTOGRAM_BINS:.1f}{']' if k == HISTOGRAM_BINS - 1 else ')'}",
-         int(c), "█" * round(20 * int(c) / peak)]
-        for k, c in enumerate(counts)
-    ]  # fmt: skip
-    sources = Counter(name for c in certified for name in c.sources)
-    return "\n".join([
-        "## Label certificates\n",
-        f"{len(certified)}/{n_instances} objects carry a certificate (the `certificate` key of the COCO "
-        f"annotation); agreement mean {agreement.mean():.3f}, min {agreement.min():.3f}; "
-        f"{int((agreement < IGNORE_BELOW_AGREEMENT).sum())} below {IGNORE_BELOW_AGREEMENT}.",
-        "Sources seen: " + ", ".join(f"{k} ({v})" for k, v in sorted(sources.items())) + ".\n",
-        _table(["agreement", "objects", "bar"], rows),
-    ])  # fmt: skip
-
-
-# ------------------------------------------------------------------------------------------- the card part
-
-
-def _boxes(samples: list[Sample]) -> str:
-    n = sum(len(exported_instances(s)) for s in samples)
-    return f"{n} boxes in {len(samples)} images"
-
-
-def _masks(samples: list[Sample]) -> str:
-    instances = [inst for s in samples for _, inst in exported_instances(s)]
-    masked = sum(inst.segmentation is not None for inst in instances)
-    text = f"{masked}/{len(instances)} objects with a mask"
-    return text + (f"; {len(instances) - masked} box only" if masked < len(instances) else "")
+    def markdown(self) -> str:
+        """The 'What each task delivered' table, one section per task output, the certificate histogram (when
+        any instance has a certificate)."""
+        sections = {
+            Task.semantic_segmentation: self._semantic_section,
+            Task.captioning: self._captions,
+            Task.referring_expressions: self._refs,
+            Task.scene_graph: self._scene_graph,
+        }
+        rows, parts = [], []
+        for task in self.spec.tasks:
+            if task in sections:
+                delivered, section = sections[task]()
+                parts.append(section)
+            elif task is Task.instance_segmentation:
+                delivered = self._masks()
+            else:
+                delivered = f"{self.instances} boxes in {self.samples} images"
+            rows.append([task.value, OUTPUTS[task], delivered])
+        md = ["## What each task delivered\n", _table(["task", "output", "delivered"], rows), *parts]
+        certificates = self._certificates()
+        if certificates:
+            md.append(certificates)
+        return "\n\n".join(part.strip("\n") for part in md)
 
 
 OUTPUTS: dict[Task, str] = {
@@ -174,26 +238,10 @@ OUTPUTS: dict[Task, str] = {
 }
 
 
-def task_sections(spec: TaskSpec, samples: list[Sample]) -> str:
+def task_sections(spec: TaskSpec, samples: Iterable[Sample]) -> str:
     """Markdown: the 'What each task delivered' table, one section per task output, the certificate
     histogram (when any instance has a certificate)."""
-    sections: dict[Task, Callable[[], tuple[str, str]]] = {
-        Task.semantic_segmentation: lambda: _semantic(spec, samples),
-        Task.captioning: lambda: _captions(samples),
-        Task.referring_expressions: lambda: _refs(samples),
-        Task.scene_graph: lambda: _scene_graph(samples),
-    }
-    plain = {Task.detection: lambda: _boxes(samples), Task.instance_segmentation: lambda: _masks(samples)}
-    rows, parts = [], []
-    for task in spec.tasks:
-        if task in sections:
-            delivered, section = sections[task]()
-            parts.append(section)
-        else:
-            delivered = plain[task]()
-        rows.append([task.value, OUTPUTS[task], delivered])
-    md = ["## What each task delivered\n", _table(["task", "output", "delivered"], rows), *parts]
-    certificates = _certificates(samples)
-    if certificates:
-        md.append(certificates)
-    return "\n\n".join(part.strip("\n") for part in md)
+    stats = TaskStats(spec)
+    for sample in samples:
+        stats.add(sample)
+    return stats.markdown()

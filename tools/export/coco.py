@@ -16,169 +16,108 @@ Each file is a standard COCO instances file that pycocotools loads:
   instance carries one (a run without certificates writes exactly the standard keys). Instances with area 0
   are skipped (nothing visible to annotate).
 
-The task outputs (captions, refs, scene graphs) use the same ids: `split_ids` numbers images and annotations
-exactly as this file does.
+The task outputs (captions, refs, scene graphs) use the same ids (`coco_records.SplitNumbering`). The
+`images` and `annotations` arrays are streamed to temporary files and joined into each file at close
+(`split_file`), so memory does not grow with the dataset.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Any
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
 
-from synthloop.tools.io import atomic_write_json
-from synthloop.tools.types import Instance, Sample, TaskSpec
+from synthloop.tools.export.coco_records import (
+    FORMAT_VERSION,
+    ImageIds,
+    SplitNumbering,
+    annotation_records,
+    box_polygon,
+    category_ids,
+    coco_path,
+    exported_instances,
+    image_file_name,
+    image_record,
+    instance_record,
+    split_ids,
+)
+from synthloop.tools.export.split_file import QueuedSample, SplitFileExporter
+from synthloop.tools.export.streaming import JsonArray
+from synthloop.tools.types import Sample, TaskSpec
 
-FORMAT_VERSION = "1.0"
-
-
-def coco_path(out_dir: Path, split: str) -> Path:
-    """Where the COCO file of `split` lives."""
-    return out_dir / "annotations" / f"instances_{split}.json"
-
-
-def image_file_name(sample: Sample) -> str:
-    """The COCO `file_name` of a sample: its image path relative to `images/{split}/`."""
-    path = PurePosixPath(sample.image_path)
-    base = PurePosixPath("images") / sample.split
-    try:
-        return str(path.relative_to(base))
-    except ValueError:
-        raise ValueError(
-            f"sample {sample.id}: image_path '{sample.image_path}' is not under '{base}/' (output contract)"
-        ) from None
-
-
-def box_polygon(bbox: tuple[float, float, float, float]) -> list[list[float]]:
-    """A COCO polygon (one ring, clockwise from the top-left corner) tracing an xywh box."""
-    x, y, w, h = bbox
-    return [[x, y, x + w, y, x + w, y + h, x, y + h]]
+__all__ = [
+    "FORMAT_VERSION", "CocoExporter", "ImageIds", "box_polygon", "build_coco", "category_ids", "coco_path",
+    "exported_instances", "image_file_name", "image_record", "instance_record", "split_ids",
+]
 
 
-def category_ids(spec: TaskSpec) -> dict[str, int]:
-    """COCO category id of each class name (index in `spec.class_names` + 1)."""
-    return {name: i + 1 for i, name in enumerate(spec.class_names)}
-
-
-def exported_instances(sample: Sample) -> list[tuple[int, Instance]]:
-    """(index in `annotation.instances`, instance) of the instances the exports contain (area > 0)."""
-    instances = sample.annotation.instances if sample.annotation is not None else []
-    return [(k, inst) for k, inst in enumerate(instances) if inst.area != 0]
-
-
-@dataclass(frozen=True)
-class ImageIds:
-    """COCO ids of one sample: its image id and the annotation id of each exported instance (by its index)."""
-
-    image_id: int
-    ann_ids: dict[int, int]
-
-
-def split_ids(exported: dict[str, list[int]]) -> dict[str, ImageIds]:
-    """Image and annotation ids of one split's samples, numbered as `build_coco` numbers them.
-
-    `exported` maps each sample id to the indices of its exported instances (`exported_instances`).
-    """
-    ids: dict[str, ImageIds] = {}
-    next_ann = 1
-    for image_id, sample_id in enumerate(sorted(exported), start=1):
-        indices = exported[sample_id]
-        ids[sample_id] = ImageIds(image_id, {k: next_ann + n for n, k in enumerate(indices)})
-        next_ann += len(indices)
-    return ids
-
-
-def image_record(sample: Sample, image_id: int) -> dict[str, Any]:
-    """The COCO `images` entry of a sample (without the caption the instances file adds)."""
-    return {
-        "id": image_id,
-        "file_name": image_file_name(sample),
-        "width": sample.width,
-        "height": sample.height,
-        "sample_id": sample.id,
-    }
-
-
-def instance_record(instance: Instance, ann_id: int, image_id: int, category_id: int) -> dict[str, Any]:
-    """One COCO annotation dict for an instance (with its `certificate` when it has one)."""
-    if instance.segmentation is not None:
-        segmentation: Any = {"size": list(instance.segmentation.size), "counts": instance.segmentation.counts}
-    else:
-        segmentation = box_polygon(instance.bbox)
-    record: dict[str, Any] = {
-        "id": ann_id,
-        "image_id": image_id,
-        "category_id": category_id,
-        "bbox": [float(v) for v in instance.bbox],
-        "area": int(instance.area),
-        "segmentation": segmentation,
-        "iscrowd": 0,
-    }
-    if instance.certificate is not None:
-        record["certificate"] = instance.certificate.model_dump(mode="json")
-    return record
-
-
-def build_coco(spec: TaskSpec, samples: list[Sample]) -> dict[str, Any]:
-    """The COCO dict for the samples of one split (sorted here by sample id)."""
-    class_ids = category_ids(spec)
-    images: list[dict[str, Any]] = []
-    annotations: list[dict[str, Any]] = []
-    for image_id, sample in enumerate(sorted(samples, key=lambda s: s.id), start=1):
-        image = image_record(sample, image_id)
-        if sample.annotation is not None and sample.annotation.caption is not None:
-            image["caption"] = sample.annotation.caption
-        images.append(image)
-        for _, instance in exported_instances(sample):
-            if instance.category not in class_ids:
-                raise ValueError(f"sample {sample.id}: class '{instance.category}' is not in the spec")
-            annotations.append(
-                instance_record(instance, len(annotations) + 1, image_id, class_ids[instance.category])
-            )
+def coco_document(spec: TaskSpec, images: list[dict[str, Any]] | JsonArray,
+                  annotations: list[dict[str, Any]] | JsonArray) -> dict[str, Any]:
+    """The instances file's value around its `images` and `annotations` arrays."""
     return {
         "info": {"description": spec.request or "synthloop dataset", "version": FORMAT_VERSION},
         "licenses": [{"id": 1, "name": "unspecified", "url": ""}],
         "images": images,
         "annotations": annotations,
         "categories": [
-            {"id": cid, "name": name, "supercategory": "object"} for name, cid in class_ids.items()
+            {"id": cid, "name": name, "supercategory": "object"} for name, cid in category_ids(spec).items()
         ],
     }
 
 
-class CocoExporter:
+def _caption(sample: Sample) -> str | None:
+    return sample.annotation.caption if sample.annotation is not None else None
+
+
+def _image_entry(image: dict[str, Any], image_id: int, caption: str | None) -> dict[str, Any]:
+    """The `images` entry from the sample's entry without an id."""
+    entry = {"id": image_id, **image}
+    if caption is not None:
+        entry["caption"] = caption
+    return entry
+
+
+def build_coco(spec: TaskSpec, samples: Iterable[Sample]) -> dict[str, Any]:
+    """The COCO dict for the samples of one split (sorted here by sample id), built in memory."""
+    class_ids = category_ids(spec)
+    numbering = SplitNumbering()
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    for sample in sorted(samples, key=lambda s: s.id):
+        records = list(annotation_records(sample, class_ids))
+        ids = numbering.next([k for k, _ in records])
+        image = image_record(sample, ids.image_id)
+        images.append(_image_entry({k: v for k, v in image.items() if k != "id"}, ids.image_id, _caption(sample)))
+        annotations += [{"id": ids.ann_ids[k], "image_id": ids.image_id, **record} for k, record in records]
+    return coco_document(spec, images, annotations)
+
+
+class CocoExporter(SplitFileExporter):
     """Writes `annotations/instances_{split}.json` for every split of the spec (see the module docstring)."""
 
     id = "coco"
-
-    def __init__(self) -> None:
-        self._out_dir: Path | None = None
-        self._spec: TaskSpec | None = None
-        self._by_split: dict[str, list[Sample]] = {}
-        self._seen: set[str] = set()
+    file_pattern = "annotations/instances_{split}.json"
+    arrays: ClassVar[tuple[str, ...]] = ("images", "annotations")
 
     def setup(self, out_dir: Path, spec: TaskSpec) -> None:
         """Start a new export into `out_dir`."""
-        self._out_dir = Path(out_dir)
-        self._spec = spec
-        self._by_split = {name: [] for name in spec.splits.names()}
-        self._seen = set()
+        super().setup(out_dir, spec)
+        self._class_ids = category_ids(spec)
 
-    def export_sample(self, sample: Sample) -> None:
-        """Queue one kept sample; files are written on close."""
-        if self._spec is None:
-            raise RuntimeError("CocoExporter.export_sample called before setup")
-        if sample.split not in self._by_split:
-            raise ValueError(f"sample {sample.id}: split '{sample.split}' is not in {list(self._by_split)}")
-        image_file_name(sample)  # fail early on a path outside the contract
-        if sample.id in self._seen:
-            raise ValueError(f"sample {sample.id} exported twice")
-        self._seen.add(sample.id)
-        self._by_split[sample.split].append(sample)
+    def payload(self, sample: Sample) -> list[Any]:
+        """The sample's caption and its annotations without ids."""
+        return [_caption(sample), [record for _, record in annotation_records(sample, self._class_ids)]]
 
-    def close(self) -> None:
-        """Write one COCO file per split."""
-        if self._out_dir is None or self._spec is None:
-            raise RuntimeError("CocoExporter.close called before setup")
-        for split, samples in self._by_split.items():
-            atomic_write_json(coco_path(self._out_dir, split), build_coco(self._spec, samples))
+    def elements(
+        self, split: str, entry: QueuedSample, ids: ImageIds, counters: Counter[str]
+    ) -> Iterator[tuple[str, Any]]:
+        """The sample's `images` entry, then its annotations."""
+        caption, records = entry.payload
+        yield "images", _image_entry(entry.image, ids.image_id, caption)
+        for k, record in zip(entry.exported, records, strict=True):
+            yield "annotations", {"id": ids.ann_ids[k], "image_id": ids.image_id, **record}
+
+    def document(self, split: str, arrays: dict[str, JsonArray]) -> dict[str, Any]:
+        """The instances file around the streamed arrays."""
+        return coco_document(self.spec, arrays["images"], arrays["annotations"])

@@ -25,14 +25,18 @@ data_files patterns. Files a previous export wrote that this one did not are rem
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from synthloop.tools.export.coco import FORMAT_VERSION, category_ids
+from synthloop.tools.export.base import BaseExporter
+from synthloop.tools.export.coco_records import FORMAT_VERSION, category_ids
 from synthloop.tools.export.semantic import sample_semantic_map
-from synthloop.tools.io import atomic_link_or_copy, atomic_write_jsonl, atomic_write_png, atomic_write_text
+from synthloop.tools.export.streaming import DuplicateKeyError, SortedSpool, write_lines
+from synthloop.tools.io import atomic_link_or_copy, atomic_write_png, atomic_write_text
 from synthloop.tools.types import Sample, Task, TaskSpec
 
 SEMANTIC_DIR = "semantic"
@@ -127,60 +131,55 @@ def hf_features(spec: TaskSpec) -> Any:
     )
 
 
-class HFExporter:
-    """Writes the `hf/` tree (see the module docstring)."""
+class HFExporter(BaseExporter):
+    """Writes the `hf/` tree (see the module docstring): each sample's image link and class map when it
+    arrives; its metadata row, which needs the sample's COCO ids, spooled until close."""
 
     id = "hf"
 
-    def __init__(self) -> None:
-        self._out_dir: Path | None = None
-        self._spec: TaskSpec | None = None
-        self._by_split: dict[str, list[Sample]] = {}
-
     def setup(self, out_dir: Path, spec: TaskSpec) -> None:
         """Start a new export into `out_dir`."""
-        self._out_dir = Path(out_dir)
-        self._spec = spec
-        self._by_split = {name: [] for name in spec.splits.names()}
+        super().setup(out_dir, spec)
+        self._class_ids = {name: i for i, name in enumerate(spec.class_names)}
+        self._semantic = Task.semantic_segmentation in spec.tasks
+        self._coco_ids = category_ids(spec)
+        self._rows = {name: SortedSpool(self.out_dir) for name in spec.splits.names()}
 
     def export_sample(self, sample: Sample) -> None:
-        """Queue one kept sample; images are linked and metadata written on close."""
-        if self._spec is None:
-            raise RuntimeError("HFExporter.export_sample called before setup")
-        if sample.split not in self._by_split:
-            raise ValueError(f"sample {sample.id}: split '{sample.split}' is not in {list(self._by_split)}")
-        self._by_split[sample.split].append(sample)
+        """Link the image, write its class map, spool its metadata row (numbered at close)."""
+        self.check_sample(sample)
+        row = metadata_row(sample, 0, 0, self._class_ids, semantic=self._semantic)
+        try:
+            self._rows[sample.split].add(sample.id, json.dumps(row, ensure_ascii=False))
+        except DuplicateKeyError:
+            raise ValueError(f"sample {sample.id} exported twice") from None
+        split_dir = self.out_dir / "hf" / sample.split
+        atomic_link_or_copy(self.out_dir / sample.image_path, self.wrote(split_dir / row["file_name"]))
+        if self._semantic:
+            label_map = sample_semantic_map(sample, self._coco_ids)
+            atomic_write_png(self.wrote(split_dir / row["semantic_file_name"]), label_map)
 
     def close(self) -> None:
-        """Link images, write metadata.jsonl per split and README.md; drop stale files."""
-        if self._out_dir is None or self._spec is None:
-            raise RuntimeError("HFExporter.close called before setup")
-        hf_dir = self._out_dir / "hf"
-        class_ids = {name: i for i, name in enumerate(self._spec.class_names)}
-        semantic = Task.semantic_segmentation in self._spec.tasks
-        coco_ids = category_ids(self._spec)
-        written: set[Path] = set()
-        for split, samples in self._by_split.items():
-            rows = []
-            ann_id = 1
-            for image_id, sample in enumerate(sorted(samples, key=lambda s: s.id), start=1):
-                row = metadata_row(sample, image_id, ann_id, class_ids, semantic=semantic)
-                ann_id += len(row["objects"]["id"])
-                target = hf_dir / split / row["file_name"]
-                atomic_link_or_copy(self._out_dir / sample.image_path, target)
-                written.add(target)
-                if semantic:
-                    label_map = hf_dir / split / row["semantic_file_name"]
-                    atomic_write_png(label_map, sample_semantic_map(sample, coco_ids))
-                    written.add(label_map)
-                rows.append(row)
-            if rows:
-                atomic_write_jsonl(hf_dir / split / "metadata.jsonl", rows)
-                written.add(hf_dir / split / "metadata.jsonl")
+        """Write metadata.jsonl per split (rows numbered as the COCO file) and README.md; drop stale files."""
+        hf_dir = self.out_dir / "hf"
+        for split, rows in self._rows.items():
+            if len(rows):
+                write_lines(self.wrote(hf_dir / split / "metadata.jsonl"), _numbered_rows(rows))
+            rows.close()
             for folder in (hf_dir / split, hf_dir / split / SEMANTIC_DIR):
-                if folder.is_dir():
-                    for path in folder.iterdir():
-                        if path.is_file() and path not in written:
-                            path.unlink()
-        non_empty = [s for s, samples in self._by_split.items() if samples]
-        atomic_write_text(hf_dir / "README.md", readme_text(self._spec, non_empty))
+                self.remove_stale(folder)
+        non_empty = [split for split in self.spec.splits.names() if len(self._rows[split])]
+        atomic_write_text(hf_dir / "README.md", readme_text(self.spec, non_empty))
+        self.finish()
+
+
+def _numbered_rows(rows: SortedSpool) -> Iterator[str]:
+    """The spooled rows in sample-id order with their COCO image id and annotation ids filled in."""
+    next_ann = 1
+    for image_id, (_, text) in enumerate(rows.items(), start=1):
+        row = json.loads(text)
+        row["image_id"] = image_id
+        n_objects = len(row["objects"]["id"])
+        row["objects"]["id"] = list(range(next_ann, next_ann + n_objects))
+        next_ann += n_objects
+        yield json.dumps(row, ensure_ascii=False)

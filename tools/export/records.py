@@ -5,22 +5,29 @@ DIR/manifest.jsonl     one kept sample per line, sorted by id: exactly `Sample.m
                        so every line reads back with `Sample.model_validate` (provenance lives in the
                        Sample: layout, prompt, seed, backend ids, verdicts, image hash, rating)
 DIR/rejected.jsonl     one rejected attempt per line, sorted by (index, attempt, id) when rows have them
+
+`export_all` streams: it reads the samples once, in chunks of `CHUNK`, and hands each chunk to every
+exporter, so its memory does not depend on how many samples the dataset holds.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
-from collections.abc import Iterable, Mapping
-from concurrent.futures import Executor, Future
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from synthloop.tools.export.base import Exporter
-from synthloop.tools.io import atomic_write_jsonl, atomic_write_text
+from synthloop.tools.export.streaming import DuplicateKeyError, SortedSpool, write_lines
+from synthloop.tools.io import atomic_write_text
 from synthloop.tools.types import ExportFormat, Sample, TaskSpec
+
+CHUNK = 64  # samples in memory at once during an export
 
 
 def write_spec(out_dir: Path, spec: TaskSpec) -> Path:
@@ -30,47 +37,103 @@ def write_spec(out_dir: Path, spec: TaskSpec) -> Path:
     return path
 
 
+class ManifestExporter:
+    """Writes manifest.jsonl (an exporter that needs no spec): the samples' lines are spooled by id and
+    written in id order at close."""
+
+    id = "manifest"
+
+    def setup(self, out_dir: Path, spec: TaskSpec | None = None) -> None:
+        """Start a new manifest for `out_dir`."""
+        self._out_dir = Path(out_dir)
+        self._lines = SortedSpool(self._out_dir)
+
+    def export_sample(self, sample: Sample) -> None:
+        """Spool one sample's line."""
+        try:
+            self._lines.add(sample.id, json.dumps(sample.model_dump(mode="json"), ensure_ascii=False))
+        except DuplicateKeyError:
+            raise ValueError(f"sample {sample.id} exported twice") from None
+
+    def close(self) -> None:
+        """Write manifest.jsonl."""
+        write_lines(self._out_dir / "manifest.jsonl", (line for _, line in self._lines.items()))
+        self._lines.close()
+
+
 def write_manifest(out_dir: Path, samples: Iterable[Sample]) -> Path:
     """Write `manifest.jsonl`, one sample per line sorted by id; returns its path."""
-    path = Path(out_dir) / "manifest.jsonl"
-    atomic_write_jsonl(path, (s.model_dump(mode="json") for s in sorted(samples, key=lambda s: s.id)))
-    return path
+    manifest = ManifestExporter()
+    manifest.setup(Path(out_dir))
+    for sample in samples:
+        manifest.export_sample(sample)
+    manifest.close()
+    return Path(out_dir) / "manifest.jsonl"
 
 
 def read_manifest(out_dir: Path) -> list[Sample]:
     """The samples of `manifest.jsonl`, in file order."""
-    path = Path(out_dir) / "manifest.jsonl"
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [Sample.model_validate_json(line) for line in lines if line.strip()]
+    return list(iter_jsonl(Path(out_dir) / "manifest.jsonl", Sample.model_validate_json))
+
+
+def iter_jsonl(path: Path, parse: Any = json.loads) -> Iterator[Any]:
+    """The non-blank lines of a JSON-lines file, parsed one at a time (`parse`: json.loads by default)."""
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield parse(line)
 
 
 def _row_dict(row: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
     return row.model_dump(mode="json") if isinstance(row, BaseModel) else dict(row)
 
 
-def _row_key(row: dict[str, Any]) -> tuple[int, int, str]:
-    index, attempt = row.get("index"), row.get("attempt")
-    return (
-        index if isinstance(index, int) else -1,
-        attempt if isinstance(attempt, int) else -1,
-        str(row.get("id", "")),
-    )
+def _sortable_int(value: Any) -> str:
+    """An int as text that sorts like the number (non-ints as -1), for (index, attempt) keys."""
+    number = value if isinstance(value, int) and not isinstance(value, bool) else -1
+    return f"{min(max(number, -(2**63)), 2**63 - 1) + 2**63:020d}"
+
+
+class RejectedWriter:
+    """Writes rejected.jsonl row by row, sorted at close by (index, attempt, id), ties in order of arrival."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self._out_dir = Path(out_dir)
+        self._rows = SortedSpool(self._out_dir)
+
+    def add(self, row: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
+        """Spool one row (a dict or a pydantic model); returns it as a dict."""
+        data = _row_dict(row)
+        key = _sortable_int(data.get("index")) + _sortable_int(data.get("attempt")) + str(data.get("id", ""))
+        self._rows.add(f"{key}\0{len(self._rows):012d}", json.dumps(data, ensure_ascii=False))
+        return data
+
+    def close(self) -> Path:
+        """Write rejected.jsonl; returns its path."""
+        path = self._out_dir / "rejected.jsonl"
+        write_lines(path, (line for _, line in self._rows.items()))
+        self._rows.close()
+        return path
 
 
 def write_rejected(out_dir: Path, rejected_rows: Iterable[Mapping[str, Any] | BaseModel]) -> Path:
     """Write `rejected.jsonl` (dicts or pydantic models, sorted by index, attempt, id); returns its path."""
+    writer = RejectedWriter(out_dir)
+    for row in rejected_rows:
+        writer.add(row)
+    return writer.close()
+
+
+def iter_rejected_file(out_dir: Path) -> Iterator[dict[str, Any]]:
+    """The rows of `rejected.jsonl`, one at a time (none when the file does not exist)."""
     path = Path(out_dir) / "rejected.jsonl"
-    rows = sorted((_row_dict(r) for r in rejected_rows), key=_row_key)
-    atomic_write_jsonl(path, rows)
-    return path
+    if path.exists():
+        yield from iter_jsonl(path)
 
 
 def read_rejected(out_dir: Path) -> list[dict[str, Any]]:
     """The rows of `rejected.jsonl` ([] when the file does not exist)."""
-    path = Path(out_dir) / "rejected.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return list(iter_rejected_file(out_dir))
 
 
 def make_exporter(name: ExportFormat | str) -> Exporter:
@@ -81,14 +144,33 @@ def make_exporter(name: ExportFormat | str) -> Exporter:
     return EXPORTERS.build(name.value if isinstance(name, ExportFormat) else name)
 
 
-def _export_one(out_dir: Path, spec: TaskSpec, name: str, ordered: list[Sample]) -> float:
-    start = time.perf_counter()
-    exporter = make_exporter(name)
-    exporter.setup(out_dir, spec)
-    for sample in ordered:
-        exporter.export_sample(sample)
-    exporter.close()
-    return time.perf_counter() - start
+class _Timed:
+    """An exporter and the seconds spent in it (setup, samples, close)."""
+
+    def __init__(self, exporter: Exporter) -> None:
+        self.exporter = exporter
+        self.seconds = 0.0
+
+    def run(self, method: str, *args: Any) -> None:
+        start = time.perf_counter()
+        getattr(self.exporter, method)(*args)
+        self.seconds += time.perf_counter() - start
+
+    def feed(self, chunk: list[Sample]) -> None:
+        start = time.perf_counter()
+        for sample in chunk:
+            self.exporter.export_sample(sample)
+        self.seconds += time.perf_counter() - start
+
+
+def _each(executor: Executor | None, timed: Iterable[_Timed], call: Any) -> None:
+    """`call(t)` for every timed exporter, concurrently on `executor` when given; the first error is raised."""
+    if executor is None:
+        for item in timed:
+            call(item)
+        return
+    for future in [executor.submit(call, item) for item in timed]:
+        future.result()
 
 
 def export_all(
@@ -108,46 +190,46 @@ def export_all(
     1. `formats` defaults to spec.formats; COCO is always written (validation and the card read it); the task
        outputs of spec.tasks (captions, refs, scene graphs, semantic maps) are written too
        (`registry.exporters_for`).
-    2. Each exporter gets the samples sorted by id (setup → export_sample → close).
-    3. `rejected.jsonl` is written only when `rejected_rows` is given (the loop may own that file).
-    4. The card gets `extra` plus this function's own timings.
-    5. With an `executor`, the exporters and the card run concurrently (they share no files); the card then
-       lists the run's figures from `extra` but not the export timings, which are not known yet.
-    Returns the seconds each step took, e.g. {"export_coco_s": 0.12, ..., "card_s": 0.3}.
+    2. `samples` is read once, in chunks of `CHUNK`; every exporter (the manifest and the card included) gets
+       each chunk (setup → export_sample → close). Give them sorted by id (as `agent.store.iter_kept` does):
+       the exporters then write as they go and memory stays flat; any other order gives the same files.
+    3. `rejected.jsonl` is written only when `rejected_rows` is given (the loop may own that file); the card
+       counts the rows given, or else those of an existing rejected.jsonl.
+    4. With an `executor`, the exporters work on each chunk, and close, concurrently (they share no files).
+    5. The card, written last, gets `extra` plus the timings of the exporters and records.
+    Returns the busy seconds of each step, e.g. {"export_coco_s": 0.12, ..., "records_s": 0.1, "card_s": 0.3}.
     """
+    from synthloop.tools.export.card import CardExporter
     from synthloop.tools.export.registry import exporters_for
 
     out_dir = Path(out_dir)
-    ordered = sorted(samples, key=lambda s: s.id)
     chosen = exporters_for(spec, formats)
-    timings: dict[str, float] = {}
-
     write_spec(out_dir, spec)
-    pending: dict[str, Future[float]] = {}
-    for name in chosen:
-        if executor is None:
-            timings[f"export_{name}_s"] = _export_one(out_dir, spec, name, ordered)
-        else:
-            pending[f"export_{name}_s"] = executor.submit(_export_one, out_dir, spec, name, ordered)
+    steps = {f"export_{name}_s": _Timed(make_exporter(name)) for name in chosen}
+    steps["records_s"] = _Timed(ManifestExporter())
+    card_exporter = CardExporter() if card else None
+    card_step = _Timed(card_exporter) if card_exporter is not None else None
+    workers = [*steps.values(), *([card_step] if card_step else [])]
+    _each(executor, workers, lambda t: t.run("setup", out_dir, spec))
+    iterator = iter(samples)
+    while chunk := list(itertools.islice(iterator, CHUNK)):
+        _each(executor, workers, lambda t, chunk=chunk: t.feed(chunk))
+    _each(executor, steps.values(), lambda t: t.run("close"))
+
     start = time.perf_counter()
-    write_manifest(out_dir, ordered)
-    rows = [_row_dict(r) for r in rejected_rows] if rejected_rows is not None else None
-    if rows is not None:
-        write_rejected(out_dir, rows)
-    timings["records_s"] = time.perf_counter() - start
-    if card:
-        from synthloop.tools.export.card import write_card
+    writer = RejectedWriter(out_dir) if rejected_rows is not None else None
+    rows = rejected_rows if rejected_rows is not None else iter_rejected_file(out_dir) if card_exporter else []
+    for row in rows:
+        data = writer.add(row) if writer is not None else _row_dict(row)
+        if card_exporter is not None:
+            card_exporter.add_rejected(data)
+    if writer is not None:
+        writer.close()
+    steps["records_s"].seconds += time.perf_counter() - start
 
-        def card_task() -> float:
-            begin = time.perf_counter()
-            card_rows = rows if rows is not None else read_rejected(out_dir)
-            write_card(out_dir, spec, ordered, card_rows, {**(extra or {}), **timings})
-            return time.perf_counter() - begin
-
-        if executor is None:
-            timings["card_s"] = card_task()
-        else:
-            pending["card_s"] = executor.submit(card_task)
-    for name, future in pending.items():
-        timings[name] = future.result()
+    timings = {name: step.seconds for name, step in steps.items()}
+    if card_exporter is not None and card_step is not None:
+        card_exporter.figures = {**(extra or {}), **timings}
+        card_step.run("close")
+        timings["card_s"] = card_step.seconds
     return timings

@@ -17,11 +17,14 @@ RefCOCO). ref_id and sent_id count from 1 within the file. A ref to an instance 
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from synthloop.tools.export.coco import ImageIds, category_ids
+from synthloop.tools.export.coco_records import ImageIds, category_ids
 from synthloop.tools.export.split_file import QueuedSample, SplitFileExporter
-from synthloop.tools.types import Sample
+from synthloop.tools.types import Sample, TaskSpec
 
 _WORD = re.compile(r"\w+(?:'\w+)*")
 
@@ -48,33 +51,33 @@ def sample_refs(sample: Sample) -> list[tuple[int, str, list[str]]]:
     return refs
 
 
-def refs_file(
-    split: str, class_ids: dict[str, int], entries: list[tuple[QueuedSample, ImageIds]]
+def ref_rows(
+    split: str, class_ids: dict[str, int], entry: QueuedSample, ids: ImageIds, first_ref: int, first_sent: int
 ) -> list[dict[str, Any]]:
-    """The refs list of one split."""
+    """The refs of one sample, numbered on from `first_ref` and `first_sent`; refs to instances the COCO file
+    leaves out are not written."""
     refs: list[dict[str, Any]] = []
-    sent_id = 0
-    for entry, ids in entries:
-        for index, category, sentences in entry.payload:
-            if index not in ids.ann_ids:
-                continue
-            sentence_rows = []
-            for raw in sentences:
-                sent_id += 1
-                tokens = tokenize(raw)
-                sentence_rows.append({"sent_id": sent_id, "sent": " ".join(tokens), "raw": raw, "tokens": tokens})
-            refs.append(
-                {
-                    "ref_id": len(refs) + 1,
-                    "ann_id": ids.ann_ids[index],
-                    "image_id": ids.image_id,
-                    "category_id": class_ids[category],
-                    "split": split,
-                    "file_name": entry.image["file_name"],
-                    "sent_ids": [row["sent_id"] for row in sentence_rows],
-                    "sentences": sentence_rows,
-                }
-            )
+    sent_id = first_sent - 1
+    for index, category, sentences in entry.payload:
+        if index not in ids.ann_ids:
+            continue
+        sentence_rows = []
+        for raw in sentences:
+            sent_id += 1
+            tokens = tokenize(raw)
+            sentence_rows.append({"sent_id": sent_id, "sent": " ".join(tokens), "raw": raw, "tokens": tokens})
+        refs.append(
+            {
+                "ref_id": first_ref + len(refs),
+                "ann_id": ids.ann_ids[index],
+                "image_id": ids.image_id,
+                "category_id": class_ids[category],
+                "split": split,
+                "file_name": entry.image["file_name"],
+                "sent_ids": [row["sent_id"] for row in sentence_rows],
+                "sentences": sentence_rows,
+            }
+        )
     return refs
 
 
@@ -84,10 +87,20 @@ class RefsExporter(SplitFileExporter):
     id = "refs"
     file_pattern = "annotations/refs_{split}.json"
 
+    def setup(self, out_dir: Path, spec: TaskSpec) -> None:
+        """Start a new export into `out_dir`."""
+        super().setup(out_dir, spec)
+        self._class_ids = category_ids(spec)
+
     def payload(self, sample: Sample) -> list[tuple[int, str, list[str]]]:
         """The sample's referring expressions."""
         return sample_refs(sample)
 
-    def build(self, split: str, entries: list[tuple[QueuedSample, ImageIds]]) -> list[dict[str, Any]]:
-        """The refs list of one split."""
-        return refs_file(split, category_ids(self.spec), entries)
+    def elements(
+        self, split: str, entry: QueuedSample, ids: ImageIds, counters: Counter[str]
+    ) -> Iterator[tuple[str, Any]]:
+        """The sample's refs."""
+        rows = ref_rows(split, self._class_ids, entry, ids, counters["refs"] + 1, counters["sentences"] + 1)
+        counters["refs"] += len(rows)
+        counters["sentences"] += sum(len(row["sentences"]) for row in rows)
+        return (("", row) for row in rows)

@@ -17,18 +17,20 @@ the file. A relation with an end the COCO file leaves out (area 0) is not writte
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
-from synthloop.tools.export.coco import ImageIds, exported_instances
+from synthloop.tools.export.coco_records import ImageIds, exported_instances
 from synthloop.tools.export.split_file import QueuedSample, SplitFileExporter
-from synthloop.tools.types import Relation, Sample
+from synthloop.tools.types import Sample
 
 
-def _objects_and_relations(sample: Sample) -> tuple[list[tuple[int, str, list[float]]], list[Relation]]:
-    """(index, class, xywh) of the exported instances and the relations of a sample (indices checked)."""
-    objects = [(k, inst.category, [float(v) for v in inst.bbox]) for k, inst in exported_instances(sample)]
+def _objects_and_relations(sample: Sample) -> list[Any]:
+    """[(index, class, xywh) of the exported instances, the relations as dicts] of a sample (indices checked)."""
+    objects = [[k, inst.category, [float(v) for v in inst.bbox]] for k, inst in exported_instances(sample)]
     if sample.annotation is None:
-        return objects, []
+        return [objects, []]
     n = len(sample.annotation.instances)
     for rel in sample.annotation.relations:
         if rel.subject >= n or rel.object >= n:
@@ -36,44 +38,38 @@ def _objects_and_relations(sample: Sample) -> tuple[list[tuple[int, str, list[fl
                 f"sample {sample.id}: relation {rel.subject} -{rel.predicate}-> {rel.object} "
                 f"refers to an instance index >= {n}"
             )
-    return objects, list(sample.annotation.relations)
+    return [objects, [rel.model_dump(mode="json") for rel in sample.annotation.relations]]
 
 
-def scene_graphs_file(entries: list[tuple[QueuedSample, ImageIds]]) -> list[dict[str, Any]]:
-    """The scene graph list of one split."""
-    graphs: list[dict[str, Any]] = []
-    next_relationship = 1
-    for entry, ids in entries:
-        objects, relations = entry.payload
-        relationships = []
-        for rel in relations:
-            if rel.subject not in ids.ann_ids or rel.object not in ids.ann_ids:
-                continue
-            relationships.append(
-                {
-                    "relationship_id": next_relationship,
-                    "predicate": rel.predicate,
-                    "subject_id": ids.ann_ids[rel.subject],
-                    "object_id": ids.ann_ids[rel.object],
-                    "source": rel.source,
-                    "score": rel.score,
-                }
-            )
-            next_relationship += 1
-        graphs.append(
+def scene_graph(entry: QueuedSample, ids: ImageIds, first_relationship: int) -> dict[str, Any]:
+    """The scene graph of one sample; relationship ids count on from `first_relationship`, and a relation with
+    an end the COCO file leaves out is not written."""
+    objects, relations = entry.payload
+    relationships = []
+    for rel in relations:
+        if rel["subject"] not in ids.ann_ids or rel["object"] not in ids.ann_ids:
+            continue
+        relationships.append(
             {
-                "image_id": ids.image_id,
-                "file_name": entry.image["file_name"],
-                "width": entry.image["width"],
-                "height": entry.image["height"],
-                "objects": [
-                    {"object_id": ids.ann_ids[k], "names": [category], "x": x, "y": y, "w": w, "h": h}
-                    for k, category, (x, y, w, h) in objects
-                ],
-                "relationships": relationships,
+                "relationship_id": first_relationship + len(relationships),
+                "predicate": rel["predicate"],
+                "subject_id": ids.ann_ids[rel["subject"]],
+                "object_id": ids.ann_ids[rel["object"]],
+                "source": rel["source"],
+                "score": rel["score"],
             }
         )
-    return graphs
+    return {
+        "image_id": ids.image_id,
+        "file_name": entry.image["file_name"],
+        "width": entry.image["width"],
+        "height": entry.image["height"],
+        "objects": [
+            {"object_id": ids.ann_ids[k], "names": [category], "x": x, "y": y, "w": w, "h": h}
+            for k, category, (x, y, w, h) in objects
+        ],
+        "relationships": relationships,
+    }
 
 
 class SceneGraphExporter(SplitFileExporter):
@@ -82,10 +78,14 @@ class SceneGraphExporter(SplitFileExporter):
     id = "scene_graphs"
     file_pattern = "annotations/scene_graphs_{split}.json"
 
-    def payload(self, sample: Sample) -> tuple[list[tuple[int, str, list[float]]], list[Relation]]:
+    def payload(self, sample: Sample) -> list[Any]:
         """The sample's objects and relations."""
         return _objects_and_relations(sample)
 
-    def build(self, split: str, entries: list[tuple[QueuedSample, ImageIds]]) -> list[dict[str, Any]]:
-        """The scene graph list of one split."""
-        return scene_graphs_file(entries)
+    def elements(
+        self, split: str, entry: QueuedSample, ids: ImageIds, counters: Counter[str]
+    ) -> Iterator[tuple[str, Any]]:
+        """The sample's scene graph."""
+        graph = scene_graph(entry, ids, counters["relationships"] + 1)
+        counters["relationships"] += len(graph["relationships"])
+        yield "", graph

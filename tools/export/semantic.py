@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from synthloop.tools.export.base import BaseExporter
-from synthloop.tools.export.coco import category_ids, exported_instances
+from synthloop.tools.export.coco_records import category_ids, exported_instances
 from synthloop.tools.io import atomic_write_json, atomic_write_png
 from synthloop.tools.masks import rle_crops
 from synthloop.tools.types import Sample, TaskSpec
@@ -153,3 +153,4 @@ class SemanticExporter(BaseExporter):
         atomic_write_json(self.out_dir / "semantic" / "classes.json", classes_json(self.spec))
         for split in self.spec.splits.names():
             self.remove_stale(self.out_dir / "semantic" / split)
+        self.finish()

@@ -32,8 +32,9 @@ import numpy as np
 from PIL import Image
 
 from synthloop.tools.export.base import BaseExporter
-from synthloop.tools.export.coco import category_ids, exported_instances
+from synthloop.tools.export.coco_records import category_ids, exported_instances
 from synthloop.tools.export.semantic import sample_semantic_map, voc_palette
+from synthloop.tools.export.streaming import DuplicateKeyError, SortedSpool, write_lines
 from synthloop.tools.io import atomic_write_bytes, atomic_write_text
 from synthloop.tools.types import Instance, Sample, Task, TaskSpec
 
@@ -118,28 +119,32 @@ class VocExporter(BaseExporter):
         super().setup(out_dir, spec)
         self._segmented = Task.semantic_segmentation in self.spec.tasks
         self._class_ids = category_ids(self.spec)
-        self._ids: dict[str, list[str]] = {name: [] for name in self.spec.splits.names()}
+        self._ids = {name: SortedSpool(self.out_dir) for name in self.spec.splits.names()}
 
     def export_sample(self, sample: Sample) -> None:
         """Write the sample's XML, JPEG and (with semantic segmentation) class map."""
         self.check_sample(sample)
         voc = self.out_dir / "voc"
         stem = Path(sample.image_path).stem
+        try:
+            self._ids[sample.split].add(stem)
+        except DuplicateKeyError:
+            raise ValueError(f"sample {sample.id} exported twice") from None
         atomic_write_text(self.wrote(voc / "Annotations" / f"{stem}.xml"), annotation_xml(sample, self._segmented))
         jpeg = jpeg_bytes(self.out_dir / sample.image_path)
         atomic_write_bytes(self.wrote(voc / "JPEGImages" / f"{stem}.jpg"), jpeg)
         if self._segmented:
             label_map = sample_semantic_map(sample, self._class_ids)
             atomic_write_bytes(self.wrote(voc / "SegmentationClass" / f"{stem}.png"), palette_png_bytes(label_map))
-        self._ids[sample.split].append(stem)
 
     def close(self) -> None:
         """Write the image sets and remove files an earlier export left."""
         voc = self.out_dir / "voc"
         sets = ["Main", "Segmentation"] if self._segmented else ["Main"]
-        for split, ids in self._ids.items():
-            text = "".join(f"{stem}\n" for stem in sorted(ids))
+        for split, stems in self._ids.items():
             for kind in sets:
-                atomic_write_text(self.wrote(voc / "ImageSets" / kind / f"{split}.txt"), text)
+                write_lines(self.wrote(voc / "ImageSets" / kind / f"{split}.txt"), stems.keys())
+            stems.close()
         for folder in ("Annotations", "JPEGImages", "SegmentationClass", "ImageSets/Main", "ImageSets/Segmentation"):
             self.remove_stale(voc / folder)
+        self.finish()

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from synthloop.tools.export.base import BaseExporter
 from synthloop.tools.io import atomic_link_or_copy, atomic_write_text
 from synthloop.tools.polygons import Polygon, rle_polygons
 from synthloop.tools.types import Instance, Sample, Task, TaskSpec
@@ -102,55 +103,39 @@ def data_yaml(yolo_dir: Path, spec: TaskSpec) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
-class YoloExporter:
-    """Writes the `yolo/` tree (see the module docstring)."""
+class YoloExporter(BaseExporter):
+    """Writes the `yolo/` tree (see the module docstring): each sample's image link and label file when it
+    arrives, data.yaml and the removal of stale files at close."""
 
     id = "yolo"
-
-    def __init__(self) -> None:
-        self._out_dir: Path | None = None
-        self._spec: TaskSpec | None = None
-        self._class_ids: dict[str, int] = {}
-        self._segmentation = False
-        self._written: set[Path] = set()
 
     @property
     def yolo_dir(self) -> Path:
         """`DIR/yolo`."""
-        if self._out_dir is None:
-            raise RuntimeError("YoloExporter used before setup")
-        return self._out_dir / "yolo"
+        return self.out_dir / "yolo"
 
     def setup(self, out_dir: Path, spec: TaskSpec) -> None:
         """Start a new export into `out_dir`."""
-        self._out_dir = Path(out_dir)
-        self._spec = spec
+        super().setup(out_dir, spec)
         self._class_ids = {name: i for i, name in enumerate(spec.class_names)}
         self._segmentation = Task.instance_segmentation in spec.tasks
-        self._written = set()
 
     def export_sample(self, sample: Sample) -> None:
         """Link the image and write its label file."""
-        if self._out_dir is None or self._spec is None:
-            raise RuntimeError("YoloExporter.export_sample called before setup")
-        if sample.split not in self._spec.splits.names():
-            raise ValueError(f"sample {sample.id}: split '{sample.split}' is not in the spec")
+        self.check_sample(sample)
         name = Path(sample.image_path).name
         image = self.yolo_dir / "images" / sample.split / name
         label = self.yolo_dir / "labels" / sample.split / f"{Path(name).stem}.txt"
-        atomic_link_or_copy(self._out_dir / sample.image_path, image)
-        atomic_write_text(label, label_text(sample, self._class_ids, self._segmentation))
-        self._written.update((image, label))
+        text = label_text(sample, self._class_ids, self._segmentation)
+        atomic_link_or_copy(self.out_dir / sample.image_path, self.wrote(image))
+        atomic_write_text(self.wrote(label), text)
 
     def close(self) -> None:
         """Write data.yaml and remove files left by an earlier export that this one did not write."""
-        if self._spec is None:
-            raise RuntimeError("YoloExporter.close called before setup")
         for kind in ("images", "labels"):
-            for split in self._spec.splits.names():
+            for split in self.spec.splits.names():
                 folder = self.yolo_dir / kind / split
                 folder.mkdir(parents=True, exist_ok=True)
-                for path in folder.iterdir():
-                    if path.is_file() and path not in self._written:
-                        path.unlink()
-        atomic_write_text(self.yolo_dir / "data.yaml", data_yaml(self.yolo_dir, self._spec))
+                self.remove_stale(folder)
+        atomic_write_text(self.yolo_dir / "data.yaml", data_yaml(self.yolo_dir, self.spec))
+        self.finish()
