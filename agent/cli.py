@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -30,15 +31,101 @@ app = typer.Typer(
 )
 
 EXIT_USER_ERROR = 2
+EXIT_TERMINATED = 128 + signal.SIGTERM
 MAX_IMAGES = 1_000_000
+LARGE_RUN_IMAGES = 10_000  # above this, a run prints its time and disk estimate and checks the free space
+MB_PER_512_IMAGE = 0.4  # measured: PNG, annotations, manifest and records of one 512² image
+# Seconds per 512² image (render, annotate, critique, export) on 2 CPU cores, measured with `synthloop bench`;
+# other renderers (diffusion on a GPU, plugins) have no figure here and get a disk estimate only.
+SECONDS_PER_512_IMAGE = {"compositor": 0.05, "copy_paste": 0.2}
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="YAML/JSON run config (LLM endpoint, backends, budgets).")
 ]
 
 
+ForceOption = Annotated[bool, typer.Option("--force", help="Start a large run even when the disk looks too small "
+                                                           "for it.")]
+
+
 class CliError(Exception):
     """Raised inside commands for a user mistake; `main` prints it on one line."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind like Ctrl-C (cleanups and atexit run: the embedded LLM server is stopped)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _check_text(name: str, text: str) -> str:
+    """`text` if it is valid Unicode (bytes that are not UTF-8 reach argv as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise CliError(f"{name} is not valid UTF-8 text (character {exc.start}); re-type it or fix the terminal's "
+                       "encoding") from exc
+    return text
+
+
+def _check_new_file(option: str, path: Path, force: bool) -> None:
+    """Refuse to overwrite an existing file (or to write onto a folder) unless `--force`."""
+    if path.is_dir():
+        raise CliError(f"{option} {path} is a directory; give a file path")
+    if path.exists() and not force:
+        raise CliError(f"{option} {path} already exists; pass --force to overwrite it")
+
+
+def run_estimate(n_images: int, width: int, height: int, renderer: str) -> tuple[float, float | None]:
+    """(megabytes on disk, seconds or None) that a run of `n_images` images of `width`×`height` needs: 0.4 MB and
+    the renderer's measured seconds per 512² image, scaled by the image area."""
+    scale = width * height / 512**2
+    per_image = SECONDS_PER_512_IMAGE.get(renderer)
+    return n_images * MB_PER_512_IMAGE * scale, None if per_image is None else n_images * per_image * scale
+
+
+def _free_megabytes(path: Path) -> float:
+    """Free space of the file system `path` is (or will be) on: that of its nearest existing parent."""
+    import shutil
+
+    existing = path.resolve()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return shutil.disk_usage(existing).free / 1e6
+
+
+def _size(megabytes: float) -> str:
+    if megabytes >= 1e6:
+        return f"{megabytes / 1e6:.1f} TB"
+    return f"{megabytes / 1e3:.1f} GB" if megabytes >= 1e3 else f"{megabytes:.0f} MB"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+def _capacity_check(out: Path, renderer: str, force: bool) -> Any:
+    """What runs when a spec is approved: a large run prints its time and disk estimate, and is refused when the
+    disk cannot hold it (unless `--force`); the run stays resumable."""
+
+    def check(spec: Any) -> None:
+        if spec.n_images <= LARGE_RUN_IMAGES:
+            return
+        megabytes, seconds = run_estimate(spec.n_images, spec.width, spec.height, renderer)
+        free = _free_megabytes(out)
+        took = f"about {_duration(seconds)} with {renderer}" if seconds is not None else (
+            f"no time figure for renderer {renderer}")
+        typer.echo(f"estimate: {spec.n_images:,} images of {spec.width}x{spec.height}: about {_size(megabytes)} on "
+                   f"disk ({_size(free)} free), {took}", err=True)
+        if megabytes > free and not force:
+            from synthloop.agent.errors import UserInputError
+
+            raise UserInputError(f"{out} has {_size(free)} free but this run needs about {_size(megabytes)}: free "
+                                 "some space, lower the count or the image size, or pass --force")
+
+    return check
 
 
 AssetsOption = Annotated[Path | None, typer.Option(
@@ -71,7 +158,7 @@ def _check_count(name: str, value: int | None, low: int, high: int) -> None:
 class _Progress:
     """A progress bar on stderr fed by the graph's events."""
 
-    def __init__(self, total: int | None = None, completed: int = 0) -> None:
+    def __init__(self, total: int | None = None, completed: int = 0, before_start: Any = None) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -85,6 +172,7 @@ class _Progress:
         self.rejected = 0
         self.total = total
         self.completed = completed
+        self.before_start = before_start  # called with the approved spec, before anything is rendered
 
     def __call__(self, event: str, data: dict[str, Any]) -> None:
         if event == "planning":
@@ -107,6 +195,8 @@ class _Progress:
             self.set_total(spec.n_images)
             if data.get("auto"):  # nobody saw the spec yet: show what runs, defaults included
                 self.console.print("Planned dataset:\n" + format_spec(spec), highlight=False)
+            if self.before_start is not None:
+                self.before_start(spec)
         elif event == "ranking":
             self.stop()
             self.console.print(f"ranking {data['n']} samples…", style="dim")
@@ -165,13 +255,30 @@ def _finish(summary: RunSummary) -> None:
         raise typer.Exit(1)
 
 
-def _run_with_progress(start: Any, total: int | None, completed: int = 0) -> None:
-    progress = _Progress(total, completed)
+def _run_with_progress(start: Any, total: int | None, completed: int = 0, *, out: Path | None = None,
+                       before_start: Any = None) -> None:
+    """Drive a run with a progress bar; an LLM endpoint failure says how to resume the run in `out`."""
+    progress = _Progress(total, completed, before_start)
     try:
         summary = start(progress)
+    except Exception as exc:
+        if out is not None and _is_llm_error(exc) and (out / ".work" / "run.json").is_file():
+            raise CliError(f"{_one_line(exc)}; the run is kept: `synthloop resume {out} [--config FILE]` "
+                           "continues it") from exc
+        raise
     finally:
         progress.stop()
     _finish(summary)
+
+
+def _is_llm_error(exc: BaseException) -> bool:
+    """Whether `exc` comes from the LLM client (checked without importing it: `--help` stays light)."""
+    client = sys.modules.get("synthloop.tools.llm.client")
+    return client is not None and isinstance(exc, client.LLMError)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 @app.command()
@@ -183,6 +290,7 @@ def plan(
     config: ConfigOption = None,
 ) -> None:
     """Plan a request into a TaskSpec without generating anything. Never waits for input."""
+    _check_text("the request", request)
     _check_count("--n", n, 1, MAX_IMAGES)
     _check_count("--seed", seed, 0, 2**32 - 1)
     spec = make_planner(_load_config(config), n, seed)(request)
@@ -206,10 +314,12 @@ def generate(
     assets: AssetsOption = None,
     reference_coco: ReferenceCocoOption = None,
     reference_images: ReferenceImagesOption = None,
+    force: ForceOption = False,
 ) -> None:
     """Plan a request, then generate, check and export the dataset."""
     from synthloop.agent.runner import start_run
 
+    _check_text("the request", request)
     _check_count("--n", n, 1, MAX_IMAGES)
     _check_count("--seed", seed, 0, 2**32 - 1)
     if not request.strip():
@@ -222,7 +332,7 @@ def generate(
         return start_run(out, cfg, request=request, planner=planner, reviser=reviser, auto_approve=yes,
                          on_interrupt=None if yes else _interactive_approval(progress), progress=progress)
 
-    _run_with_progress(start, n)
+    _run_with_progress(start, n, out=out, before_start=_capacity_check(out, cfg.renderer.backend, force))
 
 
 @app.command("run")
@@ -233,6 +343,7 @@ def run_spec(
     assets: AssetsOption = None,
     reference_coco: ReferenceCocoOption = None,
     reference_images: ReferenceImagesOption = None,
+    force: ForceOption = False,
 ) -> None:
     """Generate a dataset from a spec file (no LLM needed)."""
     from synthloop.agent.runner import start_run
@@ -241,29 +352,46 @@ def run_spec(
     spec = load_spec_file(spec_file)
     cfg = _load_config(config, assets, reference_coco, reference_images)
     _run_with_progress(lambda progress: start_run(out, cfg, spec=spec, auto_approve=True, progress=progress),
-                       spec.n_images)
+                       spec.n_images, out=out, before_start=_capacity_check(out, cfg.renderer.backend, force))
 
 
 @app.command()
 def resume(
     out: Annotated[Path, typer.Argument(metavar="DIR", help="Output directory of an interrupted run.")],
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="Point the run at other LLM / VLM endpoints (only the llm and vlm endpoint sections may "
+                         "differ from the config the run started with).")] = None,
+    force: ForceOption = False,
 ) -> None:
     """Continue an interrupted run from its last checkpoint."""
-    from synthloop.agent.config import RunConfig
-    from synthloop.agent.runner import read_run_file, resume_run
+    from pydantic import ValidationError
+
+    from synthloop.agent.config import RunConfig, describe_validation_error
+    from synthloop.agent.runner import read_run_file, resume_config, resume_run
 
     run = read_run_file(out)
-    run_config = RunConfig.model_validate(run["config"])
+    run_file = out / ".work" / "run.json"
+    if not isinstance(run, dict) or not isinstance(run.get("thread_id"), str):
+        raise CliError(f"{run_file} is corrupt (no thread id): the run cannot be resumed")
+    try:
+        run_config = RunConfig.model_validate(run.get("config"))
+    except ValidationError as exc:
+        raise CliError(f"{run_file} is corrupt: {describe_validation_error(exc)}") from exc
+    if config is not None:
+        run_config = resume_config(run_config, _load_config(config))
     planner = make_planner(run_config, None, None)
     reviser = make_reviser(run_config, planner)
 
     def start(progress: _Progress) -> RunSummary:
         return resume_run(out, planner=planner, reviser=reviser, on_interrupt=_interactive_approval(progress),
-                          progress=progress)
+                          progress=progress, config=run_config if config is not None else None)
 
-    spec_file = out / "spec.json"
-    total = json.loads(spec_file.read_text(encoding="utf-8"))["n_images"] if spec_file.is_file() else None
-    _run_with_progress(start, total, completed=len(list((out / ".work" / "kept").glob("*.json"))))
+    try:
+        total = int(json.loads((out / "spec.json").read_text(encoding="utf-8"))["n_images"])
+    except (OSError, ValueError, KeyError, TypeError):
+        total = None  # not approved yet, or unreadable: the bar learns the total at approval
+    _run_with_progress(start, total, completed=len(list((out / ".work" / "kept").glob("*.json"))), out=out,
+                       before_start=_capacity_check(out, run_config.renderer.backend, force))
 
 
 @app.command()
@@ -311,6 +439,8 @@ def ui(
     token: Annotated[str | None, typer.Option("--token", envvar="SYNTHLOOP_UI_TOKEN",
                                               help="Required on every request (header or cookie).")] = None,
     config: ConfigOption = None,
+    max_runs: Annotated[int, typer.Option("--max-runs", help="Runs that may be active at once (planning, "
+                                                             "waiting for approval or generating).")] = 2,
 ) -> None:
     """Serve the local web chat: conversation, editable spec, progress, gallery, A/B votes, downloads."""
     import socket
@@ -318,6 +448,7 @@ def ui(
     from synthloop.agent.web.safety import UnsafeRequest, check_bind
 
     _check_count("--port", port, 1, 65535)
+    _check_count("--max-runs", max_runs, 1, 64)
     try:
         check_bind(host, token or None)
     except UnsafeRequest as exc:
@@ -335,11 +466,15 @@ def ui(
     from synthloop.agent.web.server import create_app, serve
 
     app_ = create_app(workspace, config=cfg, planner_factory=lambda c: make_planner(c, None, None),
-                      reviser_factory=make_reviser, token=token or None)
+                      reviser_factory=make_reviser, token=token or None, host=host, port=port,
+                      max_active_runs=max_runs)
     shown = f"[{host}]" if ":" in host else host
     typer.echo(f"synthloop ui on http://{shown}:{port}/{'?token=' + token if token else ''} "
                f"(workspace {workspace.resolve()}; Ctrl-C stops)", err=True)
-    serve(app_, host, port)
+    try:
+        serve(app_, host, port)
+    finally:  # SIGTERM or Ctrl-C: unfinished runs are marked stopped (Resume continues them)
+        app_.state.manager.shutdown()
 
 
 @app.command()
@@ -351,7 +486,10 @@ def validate(
 
     if not out.is_dir():
         raise CliError(f"{out} is not a directory")
-    defects = validate_dataset(out)
+    try:
+        defects = validate_dataset(out)
+    except RecursionError as exc:
+        raise CliError(f"{out}: an annotation file is nested too deeply to read") from exc
     for defect in defects:
         typer.echo(f"defect: {defect}")
     if defects:
@@ -463,14 +601,14 @@ def critique(
     out: Annotated[Path, typer.Option("--out", help="JSONL to write: one line per image.")],
     no_pixels: Annotated[bool, typer.Option("--no-pixel-checks", help="Skip image-quality and boundary "
                                                                       "evidence judges.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
 ) -> None:
     """Audit any COCO dataset with the embedded judges; one verdict line per image."""
     from collections import Counter
 
     from synthloop.tools.critic.audit import AuditError, audit_coco, write_audit
 
-    if out.is_dir():
-        raise CliError(f"--out {out} is a directory; give a .jsonl file path")
+    _check_new_file("--out", out, force)
     progress = _Progress()
     progress.progress.columns = progress.progress.columns[:3] + progress.progress.columns[4:]
 
@@ -672,11 +810,23 @@ def main() -> None:
     from synthloop.agent.errors import UserInputError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         # Without standalone mode click returns the exit code of typer.Exit instead of raising it.
         code = app(standalone_mode=False)
     except (CliError, UserInputError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {_one_line(exc)}", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    except Terminated:
+        typer.echo("terminated: `synthloop resume DIR` continues an unfinished run", err=True)
+        sys.exit(EXIT_TERMINATED)
+    except UnicodeDecodeError as exc:  # stdin (chat answers) that is not UTF-8
+        typer.echo(f"error: the input is not valid UTF-8 text ({exc.reason} at byte {exc.start})", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    except Exception as exc:
+        if not _is_llm_error(exc):
+            raise
+        typer.echo(f"error: {_one_line(exc)}", err=True)  # endpoint down, key rejected, malformed answers
         sys.exit(EXIT_USER_ERROR)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

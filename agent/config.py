@@ -30,8 +30,14 @@ class LLMConfig(BaseModel):
     base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint, e.g. http://host/v1")
     model: str = Field(default="smollm2-135m-instruct", description="Model name sent to the endpoint.")
     api_key_env: str = Field(default="SYNTHLOOP_LLM_API_KEY", description="Environment variable with the key.")
-    timeout_s: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=3, ge=0, le=10, description="Retries on connection errors, 429, 5xx.")
+    timeout_s: float = Field(default=60.0, gt=0, description="Seconds one attempt waits for the answer.")
+    connect_timeout_s: float = Field(default=5.0, gt=0, description="Seconds to open a connection (a dead host "
+                                                                     "fails fast).")
+    max_call_s: float = Field(default=120.0, gt=0, description="Seconds one call may take, retries and waits "
+                                                               "included (a hanging endpoint is bounded).")
+    max_retry_after_s: float = Field(default=30.0, ge=0, description="Longest Retry-After wait honoured.")
+    max_retries: int = Field(default=3, ge=0, le=10, description="Retries on connection errors, 429, 5xx, "
+                                                                 "malformed answers.")
     max_reasks: int = Field(default=2, ge=0, le=5, description="Re-asks when the output fails validation.")
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     structured_output: str = Field(
@@ -57,7 +63,8 @@ class VLMConfig(LLMConfig):
     base_url: str = Field(description="OpenAI-compatible vision endpoint, e.g. http://host/v1")  # type: ignore[assignment]
     model: str = Field(description="Vision model name sent to the endpoint.")
     api_key_env: str = Field(default="SYNTHLOOP_VLM_API_KEY", description="Environment variable with the key.")
-    timeout_s: float = Field(default=120.0, gt=0)
+    timeout_s: float = Field(default=120.0, gt=0, description="Seconds one attempt waits for the answer.")
+    max_call_s: float = Field(default=240.0, gt=0, description="Seconds one call may take, retries included.")
     structured_output: str = Field(default="json_schema",
                                    pattern="^(json_object_schema|json_schema|json_object|none)$")
     samples: int = Field(default=1, ge=1, le=16, description="Answers per question (majority / preference).")

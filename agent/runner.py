@@ -221,6 +221,32 @@ def read_run_file(out_dir: Path) -> dict[str, Any]:
         raise UserInputError(f"cannot read {run_file}: {exc}") from exc
 
 
+# What `resume --config` may change: where the LLM and the VLM are reached, not what the run makes.
+VLM_ENDPOINT_FIELDS = frozenset({"base_url", "model", "api_key_env", "timeout_s", "connect_timeout_s", "max_call_s",
+                                 "max_retry_after_s", "max_retries", "structured_output"})
+
+
+def resume_config(stored: RunConfig, new: RunConfig) -> RunConfig:
+    """The run's stored config with the LLM section and the VLM endpoint of `new` (`resume DIR --config FILE`).
+
+    Anything else `new` sets explicitly to another value than the run started with (a backend, a threshold,
+    the VLM judge on or off, its sampling) would change the dataset half-way: refused with one line naming it.
+    """
+    fields = new.model_fields_set - {"llm", "vlm"}
+    changed = sorted(name for name in fields if getattr(new, name) != getattr(stored, name))
+    vlm = stored.vlm
+    if "vlm" in new.model_fields_set and new.vlm is not None and stored.vlm is not None:
+        changed += [f"vlm.{k}" for k in sorted(type(new.vlm).model_fields)
+                    if k not in VLM_ENDPOINT_FIELDS and getattr(new.vlm, k) != getattr(stored.vlm, k)]
+        vlm = stored.vlm.model_copy(update={k: getattr(new.vlm, k) for k in VLM_ENDPOINT_FIELDS})
+    elif "vlm" in new.model_fields_set and new.vlm != stored.vlm:
+        changed.append("vlm (the VLM judge on or off)")
+    if changed:
+        raise UserInputError("resume --config may change only the llm and vlm endpoint sections, not "
+                             f"{', '.join(changed)} (the run started with other values)")
+    return stored.model_copy(update={"llm": new.llm, "vlm": vlm})
+
+
 def resume_run(
     out_dir: Path,
     *,
@@ -228,11 +254,16 @@ def resume_run(
     reviser: Reviser | None = None,
     on_interrupt: InterruptHandler | None = None,
     progress: ProgressCallback | None = None,
+    config: RunConfig | None = None,
 ) -> RunSummary:
-    """Continue an interrupted run from its last checkpoint, with the config it started with."""
+    """Continue an interrupted run from its last checkpoint, with the config it started with; `config` points it at
+    other LLM / VLM endpoints (see `resume_config`), recorded in run.json for later resumes."""
     out_dir = Path(out_dir)
     run = read_run_file(out_dir)
-    config = RunConfig.model_validate(run["config"])
+    stored = RunConfig.model_validate(run["config"])
+    config = stored if config is None else resume_config(stored, config)
+    if config != stored:
+        atomic_write_json(out_dir / RUN_FILE, {**run, "config": config.model_dump(mode="json")}, indent=2)
     with ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="synthloop") as executor:
         deps = build_deps(out_dir, config, planner or _no_planner, auto_approve=bool(run.get("auto_approve")),
                           progress=progress, executor=executor, reviser=reviser)

@@ -167,7 +167,7 @@ def test_timeout_is_honoured(server: FakeOpenAIServer) -> None:
     server.queue_json({"name": "slow", "legs": 4}, delay_s=60.0)
     server.queue_json({"name": "slow", "legs": 4}, delay_s=60.0)
     client = make_client(server.base_url, timeout_s=0.3, max_retries=1)
-    with pytest.raises(LLMUnavailableError, match=r"did not answer within 0.3 s \(2 attempts\)"):
+    with pytest.raises(LLMUnavailableError, match=r"did not answer within 0.3 s after 2 attempts"):
         client.complete_json(MESSAGES, Pet, max_tokens=20)
     assert client.last_stats.attempts == 2
 

@@ -35,9 +35,18 @@ def _replan(config: object, planner):  # the fallback reviser: plan request + me
 
 
 def client(workspace: Path, token: str | None = None) -> TestClient:
+    """A client as the UI's own page: the server's address in Host, the session's CSRF token on every POST."""
     app = create_app(workspace, config=RunConfig(batch_size=4), planner_factory=lambda c: make_planner(c, None, None),
-                     reviser_factory=_replan, token=token)
-    return TestClient(app, raise_server_exceptions=False)
+                     reviser_factory=_replan, token=token, port=8765)
+    http = TestClient(app, raise_server_exceptions=False, base_url="http://127.0.0.1:8765")
+    if token is None:
+        http.headers["X-Synthloop-CSRF"] = http.get("/api/session").json()["csrf"]
+    return http
+
+
+def upload(http: TestClient, path: str, content: object) -> object:
+    """POST a file the way the page does: the raw bytes as application/octet-stream."""
+    return http.post(path, content=content, headers={"Content-Type": "application/octet-stream"})
 
 
 def wait_for(http: TestClient, run_id: str, status: str, timeout: float = 300) -> dict:
@@ -163,31 +172,32 @@ def test_sniffing_and_spec_parsing() -> None:
 def test_uploads_are_size_limited_and_type_checked(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     http = client(workspace)
-    too_big = http.post("/api/references", content=PNG + b"\x00" * MAX_UPLOAD_BYTES)
+    too_big = upload(http, "/api/references", PNG + b"\x00" * MAX_UPLOAD_BYTES)
     assert too_big.status_code == 413 and "too large" in too_big.json()["error"]
 
     def chunks():
         for _ in range(11):
             yield b"\x00" * (1024 * 1024)
 
-    chunked = http.post("/api/references", content=chunks())  # no Content-Length: counted while read
+    chunked = upload(http, "/api/references", chunks())  # no Content-Length: counted while read
     assert chunked.status_code == 413
-    not_image = http.post("/api/references", content=b"#!/bin/sh\nrm -rf /\n")
+    not_image = upload(http, "/api/references", b"#!/bin/sh\nrm -rf /\n")
     assert not_image.status_code == 415 and "PNG or JPEG" in not_image.json()["error"]
-    stored = http.post("/api/references", content=PNG).json()
+    stored = upload(http, "/api/references", PNG).json()
     assert (workspace / "references" / stored["name"]).read_bytes() == PNG
-    assert http.post("/api/spec-upload", content=b"objects: [").status_code == 415
-    invalid = http.post("/api/spec-upload", content=b"objects: []\n")
+    assert upload(http, "/api/spec-upload", b"objects: [").status_code == 415
+    invalid = upload(http, "/api/spec-upload", b"objects: []\n")
     assert invalid.status_code == 400 and "objects" in invalid.json()["error"]
     assert not [p for p in workspace.iterdir() if p.name != "references"]  # nothing started for bad uploads
-    run_id = http.post("/api/spec-upload", content=b"objects: [{name: cup}]\nn_images: 2\nwidth: 64\nheight: 64\n")
+    run_id = upload(http, "/api/spec-upload", b"objects: [{name: cup}]\nn_images: 2\nwidth: 64\nheight: 64\n")
     assert wait_for(http, run_id.json()["id"], "waiting")["pending"]["spec"]["n_images"] == 2
 
 
 def test_errors_are_json_lines_not_tracebacks(tmp_path: Path) -> None:
     http = client(tmp_path / "ws")
     assert http.get("/api/runs/nope/state").json() == {"error": "no run 'nope' in the workspace"}
-    assert http.post("/api/runs", content=b"not json").json()["error"] == "the request body must be JSON"
+    not_json = http.post("/api/runs", content=b"not json", headers={"Content-Type": "application/json"})
+    assert not_json.json()["error"] == "the request body must be JSON (UTF-8)"
     assert http.post("/api/runs", json={"request": "  "}).status_code == 400
     assert http.get("/no/such/page").status_code == 404
     run_id = http.post("/api/runs", json={"request": "what?"}).json()["id"]

@@ -9,6 +9,10 @@ Besides the runner's own files (`.work/run.json`, the SQLite checkpoint), the UI
     .work/ui.json      the last status the UI saw ("done", "cancelled", "error", …)
 After a server restart every run folder is listed again; one that did not finish is "stopped" and the
 Resume button continues it from its checkpoint (a run that was waiting for approval asks again).
+
+Run ids are `YYYYmmdd-HHMMSS-slug-RANDOM` (64 random bits: not guessable from the request or the time), and each
+run's folder is created with an exclusive mkdir under the manager's lock, so simultaneous requests never share a
+folder. At most `max_active` runs are active (planning, waiting or generating) at once; more are refused (429).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthloop.agent.chat import guarded_reviser, interpret_reply, new_run_dir, spec_changes
+from synthloop.agent.chat import guarded_reviser, interpret_reply, slugify, spec_changes
 from synthloop.agent.web.safety import UnsafeRequest, check_run_id, inside
 
 logger = logging.getLogger(__name__)
@@ -191,13 +196,15 @@ class RunManager:
     """All runs of one workspace folder."""
 
     def __init__(self, workspace: Path, config: Any, planner_factory: PlannerFactory,
-                 reviser_factory: ReviserFactory) -> None:
+                 reviser_factory: ReviserFactory, *, max_active: int = 2) -> None:
         self.workspace = Path(workspace).resolve()
         self.workspace.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.planner_factory, self.reviser_factory = planner_factory, reviser_factory
         self.handles: dict[str, RunHandle] = {}
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+        self.max_active = max_active
+        self.stopping = False
 
     def run_dir(self, run_id: str) -> Path:
         """The folder of a run id, checked against the pattern and the workspace."""
@@ -230,16 +237,50 @@ class RunManager:
         from synthloop.agent.runner import start_run
 
         title = request if request is not None else " ".join(spec.class_names)
-        out_dir = new_run_dir(self.workspace, title)
-        with self.lock:
+        with self.lock:  # the capacity check, the folder and the thread: one step for concurrent requests
+            self._check_capacity()
+            out_dir = self._new_run_dir(title)
             handle = self.handles[out_dir.name] = RunHandle(run_id=out_dir.name, out_dir=out_dir)
-        handle.add_event("user", request if request is not None else f"(spec file: {title})")
-        planner = self.planner_factory(self.config)
-        reviser = self._reviser(handle, planner, self.config)
-        self._spawn(handle, lambda: start_run(
-            out_dir, self.config, request=request, spec=spec, planner=planner, reviser=reviser,
-            on_interrupt=handle.on_interrupt, progress=handle.on_progress))
+            handle.add_event("user", request if request is not None else f"(spec file: {title})")
+            planner = self.planner_factory(self.config)
+            reviser = self._reviser(handle, planner, self.config)
+            self._spawn(handle, lambda: start_run(
+                out_dir, self.config, request=request, spec=spec, planner=planner, reviser=reviser,
+                on_interrupt=handle.on_interrupt, progress=handle.on_progress))
         return handle
+
+    def _new_run_dir(self, title: str) -> Path:
+        """Create the folder of a new run: `YYYYmmdd-HHMMSS-slug-RANDOM`, made with an exclusive mkdir."""
+        while True:
+            name = f"{time.strftime('%Y%m%d-%H%M%S')}-{slugify(title)}-{secrets.token_hex(8)}"
+            try:
+                (self.workspace / name).mkdir()
+            except FileExistsError:
+                continue  # 64 random bits collided: draw again
+            return self.workspace / name
+
+    def active(self) -> int:
+        """Runs whose worker thread is alive (planning, waiting for approval, generating, exporting)."""
+        with self.lock:
+            return sum(1 for handle in self.handles.values() if handle.alive)
+
+    def _check_capacity(self) -> None:
+        if self.stopping:
+            raise UnsafeRequest("the server is shutting down", 503)
+        active = self.active()
+        if active >= self.max_active:
+            raise UnsafeRequest(f"{active} runs are active (the limit is {self.max_active}): wait for one to finish "
+                                "or cancel one", 429)
+
+    def shutdown(self) -> None:
+        """The server is stopping (SIGTERM, Ctrl-C): mark every active run stopped; its checkpoint stays, so the
+        Resume button continues it after a restart. Worker threads are not waited for."""
+        with self.lock:
+            self.stopping = True
+            live = [handle for handle in self.handles.values() if handle.alive]
+        for handle in live:
+            handle.add_event("assistant", "The server stopped; Resume continues this run from its checkpoint.")
+            handle.set_status("stopped", "the server stopped")
 
     def resume(self, run_id: str) -> RunHandle:
         """Continue a stopped run from its checkpoint in a worker thread."""
@@ -247,16 +288,18 @@ class RunManager:
         from synthloop.agent.runner import read_run_file, resume_run
 
         handle = self.get(run_id)
-        if handle.alive:
-            raise UnsafeRequest("this run is already running", 409)
-        if handle.status in ("done", "cancelled"):
-            raise UnsafeRequest(f"this run is {handle.status}; start a new one", 409)
-        config = RunConfig.model_validate(read_run_file(handle.out_dir)["config"])
-        planner = self.planner_factory(config)
-        reviser = self._reviser(handle, planner, config)
-        handle.add_event("assistant", "Resuming from the last checkpoint…")
-        self._spawn(handle, lambda: resume_run(handle.out_dir, planner=planner, reviser=reviser,
-                                               on_interrupt=handle.on_interrupt, progress=handle.on_progress))
+        with self.lock:
+            if handle.alive:
+                raise UnsafeRequest("this run is already running", 409)
+            if handle.status in ("done", "cancelled"):
+                raise UnsafeRequest(f"this run is {handle.status}; start a new one", 409)
+            self._check_capacity()
+            config = RunConfig.model_validate(read_run_file(handle.out_dir)["config"])
+            planner = self.planner_factory(config)
+            reviser = self._reviser(handle, planner, config)
+            handle.add_event("assistant", "Resuming from the last checkpoint…")
+            self._spawn(handle, lambda: resume_run(handle.out_dir, planner=planner, reviser=reviser,
+                                                   on_interrupt=handle.on_interrupt, progress=handle.on_progress))
         return handle
 
     def _reviser(self, handle: RunHandle, planner: Callable, config: Any) -> Callable:
@@ -269,22 +312,24 @@ class RunManager:
                                          name=f"synthloop-run-{handle.run_id}")
         handle.thread.start()
 
-    @staticmethod
-    def _work(handle: RunHandle, work: Callable[[], Any]) -> None:
+    def _work(self, handle: RunHandle, work: Callable[[], Any]) -> None:
         """The worker thread: drive the graph to its end and put the outcome into the conversation."""
         from synthloop.agent.errors import UserInputError
         from synthloop.agent.summary import format_run
+        from synthloop.tools.llm.client import LLMError
 
         try:
             summary = work()
-        except UserInputError as exc:
-            handle.add_event("assistant", f"error: {exc}", error=True)
-            handle.set_status("error", str(exc))
-            return
         except Exception as exc:  # the worker must report, never die silently
-            logger.exception("run %s failed", handle.run_id)
-            handle.add_event("assistant", f"error: {type(exc).__name__}: {exc}", error=True)
-            handle.set_status("error", f"{type(exc).__name__}: {exc}")
+            if self.stopping:
+                return  # the server is going down under this run: it stays "stopped", resumable
+            if isinstance(exc, UserInputError | LLMError):
+                message = " ".join(str(exc).split())  # user mistakes and endpoint failures: one line
+            else:
+                logger.exception("run %s failed", handle.run_id)
+                message = " ".join(f"{type(exc).__name__}: {exc}".split())
+            handle.add_event("assistant", f"error: {message}", error=True)
+            handle.set_status("error", message)
             return
         with handle.lock:
             handle.pending = None

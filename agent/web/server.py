@@ -2,6 +2,7 @@
 
 HTTP API (JSON; every error is `{"error": "…"}` with a 4xx/5xx status, never a traceback):
     GET  /                                   the app (static/index.html)
+    GET  /api/session                        {"csrf": T}: the session's CSRF token (sets the session cookie)
     GET  /api/runs                           runs of the workspace, newest first
     POST /api/runs {"request": "…"}          start a run from a request (planned in a worker thread)
     POST /api/spec-upload                    start a run from a YAML/JSON spec file (raw body, ≤ 10 MB)
@@ -16,12 +17,16 @@ HTTP API (JSON; every error is `{"error": "…"}` with a 4xx/5xx status, never a
     GET  /api/runs/{id}/download.zip         the exported dataset
 Polling (`state?since=N`, every ~0.5 s) streams progress; handlers only read files and in-memory state, so
 they never wait for a graph, which runs in its run's worker thread (see `runs.py`).
+Every request must name this server in its Host header; every POST must come from its pages (Origin/Referer)
+and carry the session's CSRF token in `X-Synthloop-CSRF`; JSON bodies need `Content-Type: application/json`
+(see `safety.py`). At most `max_active_runs` runs are active at once; more answer 429.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -38,10 +43,20 @@ from synthloop.agent.errors import UserInputError
 from synthloop.agent.web import gallery
 from synthloop.agent.web.runs import PlannerFactory, ReviserFactory, RunHandle, RunManager
 from synthloop.agent.web.safety import (
+    CSRF_HEADER,
     MAX_UPLOAD_BYTES,
+    SAFE_METHODS,
+    SESSION_COOKIE,
     TOKEN_COOKIE,
     UnsafeRequest,
+    allowed_hosts,
+    check_csrf,
+    check_host,
+    check_json_type,
+    check_origin,
     check_size,
+    check_upload_type,
+    csrf_token,
     inside,
     parse_spec_upload,
     sniff_image,
@@ -120,15 +135,26 @@ def create_app(
     planner_factory: PlannerFactory,
     reviser_factory: ReviserFactory,
     token: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    max_active_runs: int = 2,
 ) -> FastAPI:
-    """The web app over one workspace folder; `token` (if set) is required on every request."""
-    manager = RunManager(workspace, config, planner_factory, reviser_factory)
+    """The web app over one workspace folder, served at `host`:`port` (the names its Host headers may carry);
+    `token` (if set) is required on every request; at most `max_active_runs` runs are active at once."""
+    manager = RunManager(workspace, config, planner_factory, reviser_factory, max_active=max_active_runs)
     app = FastAPI(title="synthloop", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.manager = manager
-    app.add_middleware(BodyLimit, limit=MAX_UPLOAD_BYTES + 1024)  # inside the token check (added after it)
+    app.add_middleware(BodyLimit, limit=MAX_UPLOAD_BYTES + 1024)  # inside the checks below (added after it)
+    hosts = allowed_hosts(host, port)
+    csrf_key = secrets.token_bytes(32)  # lives as long as the server: a restart asks the page for a new token
+    session_cookie = SESSION_COOKIE.format(port=port)
 
     @app.middleware("http")
-    async def check_token(request: Request, call_next: Any) -> Response:
+    async def check_request(request: Request, call_next: Any) -> Response:
+        try:
+            check_host(request.headers.get("host"), hosts)
+        except UnsafeRequest as exc:
+            return JSONResponse({"error": str(exc)}, exc.status)
         given = request.query_params.get("token")
         if token and given is not None and token_matches(token, {"x-synthloop-token": given}, {}):
             url = request.url.remove_query_params("token")
@@ -137,6 +163,14 @@ def create_app(
             return response
         if not token_matches(token, dict(request.headers), dict(request.cookies)):
             return JSONResponse({"error": "a valid token is required: open the UI once with ?token=…"}, 401)
+        if request.method not in SAFE_METHODS:
+            header_auth = bool(token) and token_matches(token, dict(request.headers), {})
+            try:
+                check_origin(request.headers.get("origin"), request.headers.get("referer"), hosts)
+                if not header_auth:  # a token in a header cannot be forged by another site; a cookie can
+                    check_csrf(csrf_key, request.cookies.get(session_cookie), request.headers.get(CSRF_HEADER))
+            except UnsafeRequest as exc:
+                return JSONResponse({"error": str(exc)}, exc.status)
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Cache-Control", "no-store")
@@ -166,20 +200,33 @@ def create_app(
         return JSONResponse({"error": f"internal error ({type(exc).__name__}); see the server log"}, 500)
 
     async def _json(request: Request) -> dict[str, Any]:
+        check_json_type(request.headers.get("content-type"))
         try:
             body = await request.json()
-        except ValueError as exc:
-            raise UnsafeRequest("the request body must be JSON") from exc
+        except RecursionError as exc:
+            raise UnsafeRequest("the request body is nested too deeply") from exc
+        except ValueError as exc:  # not JSON, or not UTF-8
+            raise UnsafeRequest("the request body must be JSON (UTF-8)") from exc
         if not isinstance(body, dict):
             raise UnsafeRequest("the request body must be a JSON object")
         return body
 
     async def _upload(request: Request) -> bytes:
+        check_upload_type(request.headers.get("content-type"))
         return check_size(await request.body(), MAX_UPLOAD_BYTES)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(_static_dir() / "index.html", media_type="text/html")
+
+    @app.get("/api/session")
+    def session(request: Request) -> Response:
+        current = request.cookies.get(session_cookie) or ""
+        session_id = current if 20 <= len(current) <= 100 else secrets.token_urlsafe(32)
+        response = JSONResponse({"csrf": csrf_token(csrf_key, session_id)})
+        if session_id != current:
+            response.set_cookie(session_cookie, session_id, httponly=True, samesite="strict")
+        return response
 
     @app.get("/api/runs")
     def list_runs() -> dict[str, Any]:

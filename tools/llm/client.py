@@ -4,13 +4,18 @@ It wraps the `openai` client (pointed at any OpenAI-compatible endpoint: the emb
 vLLM/Ollama server, OpenAI itself) and adds what every caller needs:
 
 1. Transport retries with tenacity: exponential backoff with small waits, `max_retries + 1` attempts in all,
-   only on connection errors, timeouts, HTTP 429 and HTTP 5xx. The openai client's own retries are off, so
-   the attempt count is exactly ours.
-2. Structured output: `complete_json` sends a pydantic schema in the form the endpoint understands
+   only on connection errors, timeouts, HTTP 429, HTTP 5xx and answers whose body is not a chat completion
+   (HTTP 200 with malformed or truncated JSON). A `Retry-After` header (seconds or an HTTP date, or OpenAI's
+   `retry-after-ms`) sets the wait, capped at `max_retry_after_s`. The openai client's own retries are off,
+   so the attempt count is exactly ours.
+2. Timeouts sized so that a dead endpoint fails in seconds: `connect_timeout_s` (short) to open a connection,
+   `timeout_s` (long enough for a slow model) to wait for the answer, and `max_call_s` for one call with all
+   its retries and waits, so a hanging endpoint is bounded too.
+3. Structured output: `complete_json` sends a pydantic schema in the form the endpoint understands
    (`structured_output`), validates the answer with pydantic and re-asks with the validation error when the
    answer is invalid, at most `max_reasks` times, then raises `LLMOutputError`.
-3. Errors a user can act on (endpoint unreachable, key rejected, model unknown) become
-   `LLMUnavailableError` with one message that names the endpoint.
+4. Errors a user can act on (endpoint unreachable, key rejected, model unknown, malformed answers) become
+   `LLMUnavailableError` with a one-line message that names the endpoint.
 
 Vision calls use the same methods: `user_message(text, [png_bytes, ...])` builds a user message whose
 content is a text part plus `image_url` parts holding base64 data URLs (OpenAI's vision message format).
@@ -22,6 +27,7 @@ The client knows nothing about the agent's config classes (tools never import ag
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import re
@@ -41,6 +47,10 @@ T = TypeVar("T", bound=BaseModel)
 Message = dict[str, Any]
 
 STRUCTURED_OUTPUT_MODES = ("json_object_schema", "json_schema", "json_object", "none")
+DEFAULT_TIMEOUT_S = 60.0  # waiting for an answer: a slow model on a busy CPU
+DEFAULT_CONNECT_TIMEOUT_S = 5.0  # opening a connection: a dead host fails fast
+DEFAULT_MAX_CALL_S = 120.0  # one call, retries and waits included: a hanging endpoint is bounded
+DEFAULT_MAX_RETRY_AFTER_S = 30.0  # the longest Retry-After wait honoured
 
 
 class LLMError(RuntimeError):
@@ -65,8 +75,15 @@ class LLMOutputError(LLMError):
         self.errors = errors
 
 
+class MalformedResponseError(Exception):
+    """The endpoint answered 200 with a body that is not a chat completion (retried, then reported)."""
+
+
 class LLMSettings(Protocol):
-    """The fields `LLMClient.from_settings` reads (structurally satisfied by `agent.config.LLMConfig`)."""
+    """The fields `LLMClient.from_settings` reads (structurally satisfied by `agent.config.LLMConfig`).
+
+    `connect_timeout_s`, `max_call_s` and `max_retry_after_s` are optional (the defaults above when absent).
+    """
 
     base_url: str | None
     model: str
@@ -94,11 +111,52 @@ class CallStats:
 def _is_retryable(exc: BaseException) -> bool:
     import openai
 
-    if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+    if isinstance(exc, openai.APIConnectionError | MalformedResponseError):  # includes APITimeoutError
         return True
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code == 429 or exc.status_code >= 500
     return False
+
+
+def retry_after_seconds(headers: Any, *, now: float | None = None) -> float | None:
+    """The wait a response asks for: `retry-after-ms`, or `Retry-After` as seconds or an HTTP date; None if
+    absent or unreadable. Never negative."""
+    if headers is None:
+        return None
+    millis = headers.get("retry-after-ms")
+    if millis is not None:
+        try:
+            return max(0.0, float(millis) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _checked_response(response: Any) -> Any:
+    """The response if it is a chat completion with readable choices; `MalformedResponseError` otherwise (a 200
+    whose JSON parsed into something else, e.g. `{}` from a broken proxy)."""
+    choices = getattr(response, "choices", None)
+    if not isinstance(choices, list):
+        raise MalformedResponseError(f"the answer has no 'choices' list: {_short(repr(response), 200)}")
+    for choice in choices:
+        message = getattr(choice, "message", None)
+        content = getattr(message, "content", None)
+        if message is None or not (content is None or isinstance(content, str)):
+            raise MalformedResponseError(f"a choice has no readable message: {_short(repr(choice), 200)}")
+    return response
 
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
@@ -116,6 +174,8 @@ def _json_text(content: str) -> str:
 
 
 def _short(text: str, limit: int = 300) -> str:
+    """`text` on one line, cut to `limit` characters (error messages are printed on one line)."""
+    text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
 
 
@@ -154,26 +214,38 @@ class LLMClient:
         *,
         model: str,
         api_key: str = "not-needed",
-        timeout_s: float = 60.0,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
         max_retries: int = 3,
         max_reasks: int = 2,
         temperature: float = 0.0,
         structured_output: str = "json_object_schema",
         extra_body: dict[str, Any] | None = None,
         retry_wait_s: tuple[float, float] = (0.25, 4.0),
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        max_call_s: float | None = DEFAULT_MAX_CALL_S,
+        max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S,
     ) -> None:
         """Create a client; nothing is sent until the first call.
 
         `extra_body` is merged into every request body (e.g. `{"repeat_penalty": 1.1}` for llama.cpp);
-        `retry_wait_s` bounds the exponential backoff between transport retries (first wait, longest wait).
+        `retry_wait_s` bounds the exponential backoff between transport retries (first wait, longest wait);
+        `timeout_s` is how long one attempt waits for the answer, `connect_timeout_s` for the connection,
+        `max_call_s` (None: unbounded; never less than `timeout_s`) how long one call may take with all its
+        attempts and waits;
+        `max_retry_after_s` caps the wait a `Retry-After` header asks for.
         """
         if structured_output not in STRUCTURED_OUTPUT_MODES:
             raise ValueError(f"structured_output must be one of {STRUCTURED_OUTPUT_MODES}, not {structured_output!r}")
         if max_retries < 0 or max_reasks < 0:
             raise ValueError("max_retries and max_reasks must be >= 0")
+        if min(timeout_s, connect_timeout_s, max_call_s or 1.0) <= 0 or max_retry_after_s < 0:
+            raise ValueError("timeouts must be > 0 and max_retry_after_s >= 0")
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.max_call_s = None if max_call_s is None else max(max_call_s, timeout_s)  # one full attempt at least
+        self.max_retry_after_s = max_retry_after_s
         self.max_retries = max_retries
         self.max_reasks = max_reasks
         self.temperature = temperature
@@ -202,6 +274,9 @@ class LLMClient:
             temperature=settings.temperature,
             structured_output=settings.structured_output,
             extra_body=extra_body,
+            connect_timeout_s=getattr(settings, "connect_timeout_s", DEFAULT_CONNECT_TIMEOUT_S),
+            max_call_s=getattr(settings, "max_call_s", DEFAULT_MAX_CALL_S),
+            max_retry_after_s=getattr(settings, "max_retry_after_s", DEFAULT_MAX_RETRY_AFTER_S),
         )
 
     def __repr__(self) -> str:
@@ -214,9 +289,14 @@ class LLMClient:
 
             # max_retries=0: tenacity owns retries, so one logical call is exactly max_retries+1 requests.
             self._openai = openai.OpenAI(
-                base_url=self.base_url, api_key=self._api_key, timeout=self.timeout_s, max_retries=0
+                base_url=self.base_url, api_key=self._api_key, timeout=self._timeout(self.timeout_s), max_retries=0
             )
         return self._openai
+
+    def _timeout(self, read_s: float) -> Any:
+        import httpx
+
+        return httpx.Timeout(read_s, connect=min(self.connect_timeout_s, read_s))
 
     # -- public API -------------------------------------------------------------------------------------
 
@@ -319,13 +399,7 @@ class LLMClient:
         extra: dict[str, Any] | None,
     ) -> str:
         import openai
-        from tenacity import (
-            Retrying,
-            before_sleep_log,
-            retry_if_exception,
-            stop_after_attempt,
-            wait_exponential,
-        )
+        from tenacity import RetryCallState, Retrying, before_sleep_log, retry_if_exception, wait_exponential
 
         extra = dict(extra or {})
         kwargs: dict[str, Any] = {
@@ -340,10 +414,24 @@ class LLMClient:
         if body:
             kwargs["extra_body"] = body
 
+        started = time.monotonic()
         first_wait, max_wait = self.retry_wait_s
+        backoff = wait_exponential(multiplier=first_wait, min=first_wait, max=max_wait)
+
+        def wait(state: RetryCallState) -> float:
+            failure = state.outcome.exception() if state.outcome is not None else None
+            asked = retry_after_seconds(getattr(getattr(failure, "response", None), "headers", None))
+            return min(asked, self.max_retry_after_s) if asked is not None else backoff(state)
+
+        def stop(state: RetryCallState) -> bool:
+            if state.attempt_number >= self.max_retries + 1:
+                return True
+            upcoming = getattr(state, "upcoming_sleep", 0.0) or 0.0
+            return self.max_call_s is not None and time.monotonic() - started + upcoming >= self.max_call_s
+
         retrying = Retrying(
-            stop=stop_after_attempt(self.max_retries + 1),
-            wait=wait_exponential(multiplier=first_wait, min=first_wait, max=max_wait),
+            stop=stop,
+            wait=wait,
             retry=retry_if_exception(_is_retryable),
             before_sleep=before_sleep_log(logger, logging.WARNING),
             reraise=True,
@@ -352,15 +440,20 @@ class LLMClient:
             for attempt in retrying:
                 with attempt:
                     self.last_stats.attempts += 1
-                    response = self._client.chat.completions.create(**kwargs)
+                    response = self._request(kwargs, started)
+        except MalformedResponseError as exc:
+            raise LLMUnavailableError(
+                f"LLM endpoint {self.base_url} answered with a malformed body {self._tries(started)}: {exc}; "
+                "is it an OpenAI-compatible endpoint (base URL ending in /v1)?"
+            ) from exc
         except openai.APITimeoutError as exc:
             raise LLMUnavailableError(
-                f"LLM endpoint {self.base_url} did not answer within {self.timeout_s:g} s "
-                f"({self.max_retries + 1} attempts)"
+                f"LLM endpoint {self.base_url} did not answer within {self.timeout_s:g} s {self._tries(started)}; "
+                "raise llm.timeout_s in the run config if the model is just slow"
             ) from exc
         except openai.APIConnectionError as exc:
             raise LLMUnavailableError(
-                f"cannot reach LLM endpoint {self.base_url} after {self.max_retries + 1} attempts ({exc}); "
+                f"cannot reach LLM endpoint {self.base_url} {self._tries(started)} ({_short(str(exc))}); "
                 "check SYNTHLOOP_LLM_BASE_URL or unset it to use the embedded server"
             ) from exc
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
@@ -376,8 +469,8 @@ class LLMClient:
         except openai.APIStatusError as exc:
             if _is_retryable(exc):
                 raise LLMUnavailableError(
-                    f"LLM endpoint {self.base_url} kept failing with HTTP {exc.status_code} after "
-                    f"{self.max_retries + 1} attempts: {_short(str(exc))}"
+                    f"LLM endpoint {self.base_url} kept failing with HTTP {exc.status_code} "
+                    f"{self._tries(started)}: {_short(str(exc))}"
                 ) from exc
             raise LLMRequestError(
                 f"LLM endpoint {self.base_url} rejected the request (HTTP {exc.status_code}): {_short(str(exc))}"
@@ -385,10 +478,28 @@ class LLMClient:
 
         usage = getattr(response, "usage", None)
         if usage is not None:
-            self.last_stats.prompt_tokens += usage.prompt_tokens or 0
-            self.last_stats.completion_tokens += usage.completion_tokens or 0
+            self.last_stats.prompt_tokens += getattr(usage, "prompt_tokens", 0) or 0
+            self.last_stats.completion_tokens += getattr(usage, "completion_tokens", 0) or 0
         if not response.choices:
             return ""
         choice = response.choices[0]
         self.last_stats.finish_reasons.append(str(choice.finish_reason))
         return choice.message.content or ""
+
+    def _request(self, kwargs: dict[str, Any], started: float) -> Any:
+        """One HTTP attempt, its answer timeout cut to what is left of `max_call_s`; a body that is not a chat
+        completion raises `MalformedResponseError` (retried like a transport error)."""
+        import openai
+
+        read_s = self.timeout_s
+        if self.max_call_s is not None:
+            read_s = max(0.05, min(read_s, self.max_call_s - (time.monotonic() - started)))
+        try:
+            response = self._client.chat.completions.create(**kwargs, timeout=self._timeout(read_s))
+        except (json.JSONDecodeError, UnicodeDecodeError, openai.APIResponseValidationError) as exc:
+            raise MalformedResponseError(f"not a chat completion ({_short(str(exc), 120)})") from exc
+        return _checked_response(response)
+
+    def _tries(self, started: float) -> str:
+        attempts = self.last_stats.attempts
+        return f"after {attempts} attempt{'s' if attempts != 1 else ''} ({time.monotonic() - started:.1f} s)"

