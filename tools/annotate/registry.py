@@ -7,5 +7,6 @@ from synthloop.tools.backend import Registry
 ANNOTATORS: Registry[Annotator] = Registry("annotator", "synthloop.annotators", {
     "exact": "synthloop.tools.annotate.exact:ExactAnnotator",
     "sam": "synthloop.tools.annotate.sam:SamAnnotator",
+    "sam2": "synthloop.tools.annotate.sam2:Sam2Annotator",
     "detector": "synthloop.tools.annotate.detector:DetectorAnnotator",
 })

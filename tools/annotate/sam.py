@@ -66,17 +66,11 @@ class MaskPredictor(Protocol):
         ...
 
 
-class SamOptions(BaseModel):
-    """Options of the SAM annotator."""
+class BoxPromptOptions(BaseModel):
+    """Options every box-prompted annotator (SAM, SAM 2) shares: how masks are kept, and the extra witnesses."""
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(min_length=1, description="transformers SamModel folder or cached hub id "
-                                                 "(facebook/sam-vit-base), or a segment-anything .pth checkpoint.")
-    model_type: Literal["vit_b", "vit_l", "vit_h"] = Field(
-        default="vit_h", description="Architecture of a segment-anything .pth checkpoint (ignored otherwise).")
-    device: str = Field(default="auto", description="auto (cuda when available, else cpu) | cpu | cuda[:N]")
-    dtype: Literal["float32", "float16", "bfloat16"] = Field(default="float32", description="Used off the CPU.")
     min_predicted_iou: float = Field(default=0.5, ge=0.0, le=1.0,
                                      description="Below this predicted IoU the object counts as not found (area 0).")
     multimask: bool = Field(default=True, description="Ask for 3 candidate masks per box, keep the best scored.")
@@ -91,6 +85,17 @@ class SamOptions(BaseModel):
     detector_min_score: float = Field(default=0.3, ge=0.0, le=1.0, description="Detections below are ignored.")
     vlm: VLMEndpoint | None = Field(default=None, description="Ask a VLM yes/no per instance (certificate source "
                                                               "'vlm'): {base_url: http://host/v1, model: NAME}.")
+
+
+class SamOptions(BoxPromptOptions):
+    """Options of the SAM annotator."""
+
+    model: str = Field(min_length=1, description="transformers SamModel folder or cached hub id "
+                                                 "(facebook/sam-vit-base), or a segment-anything .pth checkpoint.")
+    model_type: Literal["vit_b", "vit_l", "vit_h"] = Field(
+        default="vit_h", description="Architecture of a segment-anything .pth checkpoint (ignored otherwise).")
+    device: str = Field(default="auto", description="auto (cuda when available, else cpu) | cpu | cuda[:N]")
+    dtype: Literal["float32", "float16", "bfloat16"] = Field(default="float32", description="Used off the CPU.")
 
 
 class BoxPromptedAnnotator(BaseAnnotator):
