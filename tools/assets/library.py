@@ -184,7 +184,8 @@ class AssetLibrary:
         return Selection(name, tuple(self._usable(chosen)), sense)
 
     def _matches(self, sense: ClassSense, asset: Asset) -> bool:
-        return self.matcher.asset_matches(sense, asset.description, list(asset.folder_words))
+        return self.matcher.asset_matches(sense, asset.description, list(asset.folder_words),
+                                          head=asset.extra.get("head"))
 
     def distractors(self, senses: Sequence[ClassSense], limit: int = 24) -> list[Asset]:
         """Photographs that match none of `senses` (unlabelled clutter), spread over the library."""

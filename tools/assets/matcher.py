@@ -122,6 +122,10 @@ class Matcher:
 
     def asset_sense(self, head: str, context: Iterable[str] = ()) -> int | None:
         """The synset an asset with head noun `head` shows, given its folder / description words."""
+        return self._asset_sense(head, tuple(context))
+
+    @functools.lru_cache(maxsize=65536)  # noqa: B019
+    def _asset_sense(self, head: str, context: tuple[str, ...]) -> int | None:
         wn = self.wordnet
         if wn is None or not head:
             return None
@@ -133,13 +137,38 @@ class Matcher:
                                                        _tier(senses, i), -i))
         return senses[best].offset
 
-    def asset_matches(self, sense: ClassSense, description: str, folder_words: list[str]) -> bool:
+    def asset_matches(self, sense: ClassSense, description: str, folder_words: list[str], *,
+                      head: str | None = None) -> bool:
         """Whether an asset described by `description` in folders `folder_words` shows an object of the class
-        (signs, icons and shapes only for classes that are signs or signals themselves)."""
+        (signs, icons and shapes only for classes that are signs or signals themselves). `head`: its head noun
+        when already known (head_term of the description)."""
         if is_symbolic(folder_words) and not self.is_signal(sense):
             return False
-        head = head_term(description, self.wordnet)
+        head = head_term(description, self.wordnet) if head is None else head
+        if not self.could_match(sense, head):
+            return False
         return self.matches(sense, head, self.asset_sense(head, [*folder_words, description]))
+
+    def could_match(self, sense: ClassSense, head: str) -> bool:
+        """A quick test before sense choice: the head noun names the class or one of its kinds."""
+        if not sense.synsets or self.wordnet is None:
+            return normalise_name(head) == normalise_name(sense.name)
+        return self.wordnet.lemma(head) in self._kind_lemmas(sense.synsets)
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019
+    def _kind_lemmas(self, synsets: tuple[int, ...]) -> frozenset[str]:
+        """Lemmas of the synsets and their hyponyms down to max_hypernym_steps."""
+        assert self.wordnet is not None
+        found: set[str] = set()
+        frontier = list(synsets)
+        for _ in range(self.params.max_hypernym_steps + 1):
+            next_frontier = []
+            for offset in frontier:
+                synset = self.wordnet.synset(offset)
+                found.update(synset.lemmas)
+                next_frontier.extend(synset.hyponyms)
+            frontier = next_frontier
+        return frozenset(found)
 
     def matches(self, sense: ClassSense, head: str, asset_sense: int | None) -> bool:
         """Whether an asset (head noun and sense) shows an object of the class."""

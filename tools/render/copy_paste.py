@@ -181,13 +181,14 @@ class CopyPasteRenderer(BaseRenderer):
         order = sorted(range(len(layout.objects)), key=lambda i: (layout.objects[i].depth, i))
         for index in order:
             obj = layout.objects[index]
-            rgba, provenance, allow_flip, few = self._object_cutout(obj, plan, rng)
+            rgba, path, provenance, allow_flip, few = self._object_cutout(obj, plan, rng)
             variation = Variation(
                 max_rotation=180.0 if plan.effects.aerial else self.options.max_rotation,
                 hue_shift=0.0 if attribute_colour(obj.attributes) else self.options.hue_shift,
                 perspective=0.08 if few else 0.0, crop_probability=0.15 if few else 0.0)
             x0, y0, x1, y1 = _pixel_box(obj.box, width, height)
-            varied = vary(prescale(rgba, int(1.3 * max(x1 - x0, y1 - y0)) + 2), variation, rng, allow_flip=allow_flip)
+            varied = vary(_scaled(rgba, path, int(1.3 * max(x1 - x0, y1 - y0)) + 2), variation, rng,
+                          allow_flip=allow_flip)
             fitted = fit(varied, x1 - x0, y1 - y0, profile.fill, rng)
             x, y = self._position(fitted, (x0, y0, x1, y1), width, height, profile.truncation_probability, rng)
             placed = paste(canvas, instance_map, index + 1, fitted, x, y, feather=self.options.feather,
@@ -196,11 +197,9 @@ class CopyPasteRenderer(BaseRenderer):
             placements.append((index, placed, provenance))
 
         light = float(rng.uniform(*profile.light))
-        canvas *= np.float32(light)
-        image = apply_effects(np.clip(canvas, 0, 255).astype(np.uint8), plan.effects.effects, rng)
         blur_sigma = self._blur_sigma(plan.effects, profile, rng)
-        image = _finish(image, blur_sigma, float(rng.uniform(*profile.noise_sigma))
-                        if "noise" not in plan.effects.effects else 6.0, rng)
+        noise_sigma = 6.0 if "noise" in plan.effects.effects else float(rng.uniform(*profile.noise_sigma))
+        image = _finish(canvas, light, plan.effects.effects, blur_sigma, noise_sigma, rng)
 
         objects_info, scores = self._provenance(image, instance_map, placements, len(layout.objects),
                                                 blur_sigma, len(distractor_ids))
@@ -217,18 +216,18 @@ class CopyPasteRenderer(BaseRenderer):
                             info=info)
 
     def _object_cutout(self, obj: LayoutObject, plan: _Plan,
-                       rng: np.random.Generator) -> tuple[np.ndarray, dict, bool, bool]:
-        """A cut-out for one object (RGBA uint8), its provenance, whether it may be mirrored, and whether its
-        class has few exemplars."""
+                       rng: np.random.Generator) -> tuple[np.ndarray, str, dict, bool, bool]:
+        """A cut-out for one object (RGBA uint8), its path ('' when procedural), its provenance, whether it may
+        be mirrored, and whether its class has few exemplars."""
         selection = plan.selections.get(obj.category)
         if selection is None or not selection.assets:
-            return (_procedural_cutout(obj, rng), {"asset": "procedural", "source": "procedural",
-                                                   "licence": "generated", "kind": "procedural"}, True, False)
+            return (_procedural_cutout(obj, rng), "", {"asset": "procedural", "source": "procedural",
+                                                       "licence": "generated", "kind": "procedural"}, True, False)
         asset = self._best_fitting(selection.assets, obj, rng)
         provenance = {"asset": asset.id, "source": asset.source, "licence": asset.licence, "kind": asset.kind,
                       "alpha_quality": asset.alpha_quality}
         few = len(selection.assets) < self.options.few_exemplars
-        return cutout(asset.path), provenance, not asset.noflip, few
+        return cutout(asset.path), asset.path, provenance, not asset.noflip, few
 
     @staticmethod
     def _best_fitting(assets: tuple[Asset, ...], obj: LayoutObject, rng: np.random.Generator) -> Asset:
@@ -254,8 +253,8 @@ class CopyPasteRenderer(BaseRenderer):
         for _ in range(int(rng.integers(count_range[0], count_range[1] + 1))):
             asset = plan.distractors[int(rng.integers(len(plan.distractors)))]
             box = max(8, int(side * rng.uniform(0.08, 0.25)))
-            rgba = vary(prescale(cutout(asset.path), int(box * 1.3) + 2), Variation(max_rotation=20.0), rng,
-                        allow_flip=not asset.noflip)
+            rgba = vary(_scaled(cutout(asset.path), asset.path, int(box * 1.3) + 2), Variation(max_rotation=20.0),
+                        rng, allow_flip=not asset.noflip)
             fitted = fit(rgba, box, box, (0.8, 1.0), rng)
             h, w = fitted.shape[:2]
             x = int(rng.integers(-w // 4, max(1, width - 3 * w // 4)))
@@ -316,6 +315,22 @@ class CopyPasteRenderer(BaseRenderer):
         return [by_index[i] for i in range(n) if i in by_index], scores
 
 
+_SIDES = (24, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384, 448, 512)
+
+
+def _scaled(rgba: np.ndarray, path: str, side: int) -> np.ndarray:
+    """The cut-out shrunk to the smallest standard side ≥ `side` (cached per asset and side when it has a path)."""
+    bucket = next((s for s in _SIDES if s >= side), _SIDES[-1])
+    return _scaled_cutout(path, bucket) if path else prescale(rgba, bucket)
+
+
+@functools.lru_cache(maxsize=2048)
+def _scaled_cutout(path: str, side: int) -> np.ndarray:
+    scaled = prescale(cutout(path), side)
+    scaled.setflags(write=False)
+    return scaled
+
+
 @functools.lru_cache(maxsize=1024)
 def _shape(path: str) -> tuple[int, int, float]:
     """Width, height and opaque fraction of a cut-out."""
@@ -328,19 +343,23 @@ def _class_context(obj: ObjectSpec) -> list[str]:
     return [*obj.attributes, obj.prompt]
 
 
-def _finish(image: np.ndarray, blur_sigma: float, noise_sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """Blur and sensor noise on the finished image (never on masks)."""
+def _finish(canvas: np.ndarray, light: float, effects: frozenset[str], blur_sigma: float, noise_sigma: float,
+            rng: np.random.Generator) -> np.ndarray:
+    """Lighting, style effects, blur and sensor noise on the finished float canvas (never on masks), as uint8."""
     import cv2
 
+    canvas *= np.float32(light)
+    if effects:
+        canvas = apply_effects(np.clip(canvas, 0, 255).astype(np.uint8), effects, rng).astype(np.float32)
     if blur_sigma > 0:
-        image = cv2.GaussianBlur(image, (0, 0), blur_sigma)
+        canvas = cv2.GaussianBlur(canvas, (0, 0), blur_sigma)
     if noise_sigma > 0:
-        height, width = image.shape[:2]
+        height, width = canvas.shape[:2]
         tile = _noise_tile(-(-(height + 64) // 256) * 256, -(-(width + 64) // 256) * 256)
         oy, ox = int(rng.integers(0, 65)), int(rng.integers(0, 65))
-        noise = tile[oy:oy + height, ox:ox + width] * np.float32(noise_sigma)
-        image = np.clip(image + noise, 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(image)
+        canvas += tile[oy:oy + height, ox:ox + width] * np.float32(noise_sigma)
+    np.clip(canvas, 0, 255, out=canvas)
+    return canvas.astype(np.uint8)
 
 
 @functools.lru_cache(maxsize=4)

@@ -120,10 +120,12 @@ def render_background(photo: BackgroundPhoto | None, width: int, height: int, rn
     import cv2
 
     crop = source[y0:y0 + crop_h, x0:x0 + crop_w]
-    interpolation = cv2.INTER_AREA if crop_w > width else cv2.INTER_LINEAR
-    out = cv2.resize(crop, (width, height), interpolation=interpolation).astype(np.float32)
+    out = cv2.resize(crop, (width, height), interpolation=cv2.INTER_LINEAR)
     if rng.random() < 0.5:
-        out = out[:, ::-1]
-    gain = rng.uniform(0.85, 1.15, 3).astype(np.float32) * np.float32(rng.uniform(0.85, 1.1))
-    out = (out - 128.0) * np.float32(rng.uniform(0.8, 1.05)) + 128.0
-    return np.clip(out * gain, 0, 255).astype(np.uint8)
+        out = cv2.flip(out, 1)
+    # Contrast around mid-grey, then a gain per channel, as one lookup table per channel.
+    gain = rng.uniform(0.85, 1.15, 3) * rng.uniform(0.85, 1.1)
+    contrast = rng.uniform(0.8, 1.05)
+    levels = (np.arange(256, dtype=np.float64) - 128.0) * contrast + 128.0
+    lut = np.clip(levels[:, None] * gain[None, :], 0, 255).astype(np.uint8).reshape(256, 1, 3)
+    return cv2.LUT(np.ascontiguousarray(out), lut)
