@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from fake_openai_server import FakeOpenAIServer
+from helpers_cli import synthloop
 
 SPEC = {"objects": [{"name": "cup", "min_count": 1, "max_count": 2}, {"name": "plate", "min_count": 0, "max_count": 1}],
         "width": 64, "height": 64, "seed": 3, "formats": ["coco"]}
 HEADER = ["rank", "name", "BT score", "95% interval", "Elo", "W", "L", "T", "matches"]
-
-
-def synthloop(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "synthloop.agent.cli", *args], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture

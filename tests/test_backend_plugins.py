@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -12,6 +10,7 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
+from helpers_cli import synthloop
 from PIL import Image, ImageDraw
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -139,8 +138,7 @@ def test_the_cli_refuses_a_bad_block_before_anything_runs(tmp_path: Path) -> Non
     spec_file.write_text(SPEC.model_dump_json())
     config.write_text("renderer:\n  backend: compositor\n  noise: maybe\n")
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "synthloop.agent.cli", "run", str(spec_file), "--out", str(out),
-                             "--config", str(config)], capture_output=True, text=True, timeout=120)
+    result = synthloop("run", str(spec_file), "--out", str(out), "--config", str(config))
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "'compositor' option 'noise'" in lines[0]
@@ -197,8 +195,7 @@ def test_entry_points_of_other_packages_are_found(tmp_path: Path, monkeypatch: p
 
 
 def test_backends_command_lists_capabilities_options_and_installation() -> None:
-    result = subprocess.run([sys.executable, "-m", "synthloop.agent.cli", "backends", "--json"],
-                            capture_output=True, text=True, timeout=120)
+    result = synthloop("backends", "--json")
     assert result.returncode == 0, result.stderr
     rows = {(r["tool"], r["name"]): r for r in json.loads(result.stdout)}
     compositor = rows[("renderer", "compositor")]

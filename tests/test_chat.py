@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers_cli import synthloop
 
 from synthloop.agent.chat import guarded_reviser, interpret_reply, new_run_dir, spec_changes
 from synthloop.agent.web.safety import RUN_ID
@@ -17,10 +17,9 @@ TESTS_DIR = Path(__file__).resolve().parent
 
 
 def chat(stdin: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SYNTHLOOP_PLANNER": "scripted_planner:make_planner",
+    env = {"SYNTHLOOP_PLANNER": "scripted_planner:make_planner",
            "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "synthloop.agent.cli", "chat", *args], input=stdin,
-                          capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
+    return synthloop("chat", *args, stdin=stdin, cwd=cwd, env=env)
 
 
 def test_a_piped_session_produces_a_valid_dataset(tmp_path: Path) -> None:
@@ -29,8 +28,7 @@ def test_a_piped_session_produces_a_valid_dataset(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "> cups and plates" in result.stdout and "objects    cup ×1–2, plate ×0–2" in result.stdout
     assert "kept 6/6 images" in result.stdout and f"COCO       {out}/annotations/" in result.stdout
-    check = subprocess.run([sys.executable, "-m", "synthloop.agent.cli", "validate", str(out)],
-                           capture_output=True, text=True, timeout=120)
+    check = synthloop("validate", str(out))
     assert check.returncode == 0, check.stdout
     assert len((out / "manifest.jsonl").read_text().splitlines()) == 6
 

@@ -9,17 +9,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers_cli import synthloop
 
 SPEC = {
     "objects": [{"name": "cup", "min_count": 1, "max_count": 2}, {"name": "plate", "min_count": 0, "max_count": 2}],
     "n_images": 6, "width": 128, "height": 96, "formats": ["coco", "yolo"],
     "tasks": ["detection", "instance_segmentation"], "seed": 11,
 }
-
-
-def synthloop(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "synthloop.agent.cli", *args], capture_output=True, text=True,
-                          timeout=300, cwd=cwd)
 
 
 @pytest.fixture
