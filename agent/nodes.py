@@ -7,6 +7,7 @@ samples, so orchestration cost per sample stays far below render cost.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,15 @@ from pydantic import ValidationError
 from synthloop.agent.deps import Deps
 from synthloop.agent.errors import UserInputError
 from synthloop.agent.state import RunState, Slot
-from synthloop.agent.store import load_kept, load_rejected, observe_kept, record_rejection, write_kept
+from synthloop.agent.store import (
+    iter_kept,
+    iter_rejected,
+    kept_ids,
+    observe_kept,
+    read_kept,
+    record_rejection,
+    write_kept,
+)
 from synthloop.tools.annotate.base import AnnotateRequest
 from synthloop.tools.critic.base import JudgeInput
 from synthloop.tools.critic.best_of_n import pairwise_compare, pick_best
@@ -369,38 +378,44 @@ def critique(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     return {"batch": [], "kept": kept, "rejected": rejected, "retry_slots": retries}
 
 
-def _rank(deps: Deps, spec: TaskSpec, samples: list[Sample]) -> list[Sample]:
-    """Rate the kept samples by a pairwise tournament (Bradley–Terry); write ratings.json; set Sample.rating."""
+def _rank(deps: Deps, spec: TaskSpec, ids: list[str]) -> dict[str, float]:
+    """Rate the kept samples by a pairwise tournament (Bradley–Terry); write ratings.json; each id's rating.
+    Records and images are read when a sample's matches are played (only ids and ratings stay in memory)."""
     if deps.pairwise is None:
         raise UserInputError("ranking needs a pairwise judge (internal error: none was built)")
-    by_id = {s.id: s for s in samples}
 
     def load(sample_id: str) -> JudgeInput:
-        sample = by_id[sample_id]
+        sample = read_kept(deps.work_dir, sample_id)
         with Image.open(deps.out_dir / sample.image_path) as pil:
             return JudgeInput(sample=sample, image=np.asarray(pil.convert("RGB")), spec=spec)
 
-    ratings, matches = rank_samples(list(by_id), load, deps.pairwise,
+    ratings, matches = rank_samples(ids, load, deps.pairwise,
                                     matches_per_sample=deps.config.rank_matches_per_sample, seed=spec.seed)
     atomic_write_json(deps.out_dir / "ratings.json", {
         **ratings.model_dump(mode="json"), "judge": getattr(deps.pairwise, "id", "pairwise"),
         "matches": [m.model_dump(mode="json") for m in matches],
     }, indent=1)
-    return [s.model_copy(update={"rating": round(ratings.scores[s.id], 2)}) for s in samples]
+    return {sample_id: round(ratings.scores[sample_id], 2) for sample_id in ids}
 
 
 def export(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     """Rank the kept samples (when asked), then write every requested format, the manifest, rejected.jsonl and
-    the dataset card."""
+    the dataset card. Samples and rejected rows stream from their records one at a time (sorted on disk), so
+    memory does not grow with the size of the run."""
     deps = _deps(runtime)
     spec = _spec(state)
-    samples = load_kept(deps.work_dir)
-    if deps.config.rank_matches_per_sample > 0 and len(samples) > 1:
-        deps.report("ranking", n=len(samples))
-        with deps.timers.phase("rank"):
-            samples = _rank(deps, spec, samples)
+    ratings: dict[str, float] = {}
+    if deps.config.rank_matches_per_sample > 0:
+        ids = list(kept_ids(deps.work_dir))
+        if len(ids) > 1:
+            deps.report("ranking", n=len(ids))
+            with deps.timers.phase("rank"):
+                ratings = _rank(deps, spec, ids)
+    samples: Iterator[Sample] = iter_kept(deps.work_dir)
+    if ratings:
+        samples = (s.model_copy(update={"rating": ratings[s.id]}) for s in samples)
     deps.report("exporting")
     with deps.timers.phase("export"):
-        export_all(deps.out_dir, spec, samples, rejected_rows=load_rejected(deps.work_dir),
+        export_all(deps.out_dir, spec, samples, rejected_rows=iter_rejected(deps.work_dir),
                    extra={"stop_reason": state.get("stop_reason", "")}, executor=deps.executor)
     return {"exported": True}

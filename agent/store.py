@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from synthloop.tools.export.streaming import SortedSpool
 from synthloop.tools.io import atomic_write_json
 from synthloop.tools.types import Sample
 
@@ -83,22 +85,61 @@ def restore_from_checkpoint(deps: Deps, in_flight: list[dict[str, Any]]) -> None
         name = f"{sample_id}-a{attempt}"
         (work_dir / "rejected" / f"{name}.json").unlink(missing_ok=True)
         (out_dir / "rejected" / f"{name}.png").unlink(missing_ok=True)
-    for sample in load_kept(work_dir):
+    for sample in iter_kept(work_dir):
         observe_kept(deps, sample)
 
 
-def load_kept(work_dir: Path) -> list[Sample]:
-    """All kept samples, sorted by id."""
-    folder = work_dir / "kept"
+def _sorted_names(folder: Path, suffix: str) -> Iterator[str]:
+    """The stems of the `*{suffix}` files in `folder`, sorted, without holding the listing in memory (a run
+    may keep a million records: the names are sorted on disk, `SortedSpool`)."""
     if not folder.is_dir():
-        return []
-    return [Sample.model_validate_json(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
+        return
+    with SortedSpool() as names:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.endswith(suffix) and not entry.name.startswith("."):
+                    names.add(entry.name[: -len(suffix)])
+        yield from names.keys()
+
+
+def kept_ids(work_dir: Path) -> Iterator[str]:
+    """The ids of the kept samples, sorted."""
+    return _sorted_names(work_dir / "kept", ".json")
+
+
+def read_kept(work_dir: Path, sample_id: str) -> Sample:
+    """One kept sample's record."""
+    return Sample.model_validate_json(kept_path(work_dir, sample_id).read_text(encoding="utf-8"))
+
+
+def iter_kept(work_dir: Path) -> Iterator[Sample]:
+    """The kept samples sorted by id, read one at a time (memory flat in the number of samples)."""
+    for sample_id in kept_ids(work_dir):
+        yield read_kept(work_dir, sample_id)
+
+
+def load_kept(work_dir: Path) -> list[Sample]:
+    """All kept samples, sorted by id (in memory: prefer `iter_kept` for a whole run)."""
+    return list(iter_kept(work_dir))
+
+
+def iter_rejected(work_dir: Path) -> Iterator[dict[str, Any]]:
+    """The rejected rows sorted by (index, attempt), read one at a time: the rows are spooled to disk under
+    their sort key, so memory stays flat."""
+    folder = work_dir / "rejected"
+    if not folder.is_dir():
+        return
+    with SortedSpool() as rows:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.endswith(".json") and not entry.name.startswith("."):
+                    row = json.loads(Path(entry.path).read_text(encoding="utf-8"))
+                    key = f"{row['index']:020d}/{row['attempt']:020d}/{entry.name}"
+                    rows.add(key, json.dumps(row, ensure_ascii=False))
+        for _, text in rows.items():
+            yield json.loads(text)
 
 
 def load_rejected(work_dir: Path) -> list[dict[str, Any]]:
-    """All rejected rows, sorted by (index, attempt)."""
-    folder = work_dir / "rejected"
-    if not folder.is_dir():
-        return []
-    rows = [json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("*.json")]
-    return sorted(rows, key=lambda r: (r["index"], r["attempt"]))
+    """All rejected rows, sorted by (index, attempt) (in memory: prefer `iter_rejected` for a whole run)."""
+    return list(iter_rejected(work_dir))
