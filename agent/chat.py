@@ -66,7 +66,7 @@ def interpret_reply(text: str, payload: dict[str, Any]) -> Interpreted:
 
 def spec_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Human-readable differences between two specs (JSON form), one per changed field."""
-    skip = {"request", "defaults_used", "questions"}
+    skip = {"request", "defaults_used", "questions", "notices"}
     changes = []
     for key in sorted(set(old) | set(new)):
         if key in skip or old.get(key) == new.get(key):
@@ -212,7 +212,7 @@ class Chat:
         if not spec.questions:
             self.io.say("Start? 'yes' runs it, 'cancel' stops, anything else is a change to the spec.", "dim")
         while True:
-            line = self.io.ask(spec.questions[0] if spec.questions else ">")
+            line = self.io.ask(spec.questions[0].text if spec.questions else ">")
             if line is None:
                 return {"action": "cancel"}
             meaning = interpret_reply(line, payload)

@@ -228,7 +228,7 @@ def _interactive_approval(progress: _Progress) -> Any:
             return {"action": "cancel"}
         try:
             if spec.questions:
-                answer = input(f"{spec.questions[0]} ").strip()
+                answer = input(f"{spec.questions[0].text} ").strip()
                 return {"action": "answer", "text": answer} if answer else {"action": "cancel"}
             text = input("Start? [Y/n, or type a change] ").strip()
         except EOFError:
@@ -649,7 +649,7 @@ def eval_planner(
     failures: Annotated[bool, typer.Option("--failures", help="List the requests that were not fully right.")] = False,
 ) -> None:
     """Planner accuracy per field, fully-right rate, question rates and median planning time."""
-    from synthloop.agent.planner import plan_request
+    from synthloop.agent.planner import plan_request, revise_spec
     from synthloop.evals.planner_eval import DEFAULT_CASE_FILES, format_report, load_cases, run_cases
 
     files = cases or list(DEFAULT_CASE_FILES)
@@ -668,7 +668,8 @@ def eval_planner(
     mode = "always" if llm_always else "auto"
     typer.echo(f"model: {model}  llm: {'off' if no_llm else mode}")
     for path, rows in loaded:
-        report = run_cases(path.name, rows, lambda request: plan_request(request, client, llm=mode))
+        report = run_cases(path.name, rows, lambda request: plan_request(request, client, llm=mode),
+                           lambda spec, message: revise_spec(spec, message, client))
         typer.echo(format_report(report, show_failures=failures))
 
 

@@ -65,11 +65,16 @@ def plan(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     return {"spec": spec.model_dump(mode="json"), "approved": False}
 
 
-def _only_revision_questions(spec: TaskSpec) -> bool:
-    """True when every open question was left by a conversational edit (not by the planner)."""
-    from synthloop.agent.planner.edits import REVISION_QUESTION_PREFIX
+def _only_questions_from(spec: TaskSpec, source: str) -> bool:
+    """True when every open question has this source ("revision": left by an edit the reviser could not apply;
+    "language": the request is in a language the planner does not read)."""
+    return bool(spec.questions) and all(q.source == source for q in spec.questions)
 
-    return bool(spec.questions) and all(q.startswith(REVISION_QUESTION_PREFIX) for q in spec.questions)
+
+def _undeliverable(spec: TaskSpec) -> list[str]:
+    """'what (because why)' for each task or format the request asked for that synthloop cannot produce."""
+    return [f"{n.text} ({n.reason})" if n.reason else n.text for n in spec.notices
+            if n.kind == "cannot_deliver" and n.about in ("task", "format")]
 
 
 def approve(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
@@ -79,26 +84,37 @@ def approve(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
       {"action": "approve"} · {"action": "cancel"} · {"action": "answer", "text": …} (plan again with it) ·
       {"action": "message", "text": "make it 300"} (a conversational edit, applied by the reviser) ·
       {"action": "edit", "spec": {…}} (a spec edited by hand, e.g. in the web table).
+    An answer to an edit's question is another edit; an answer to a language question replaces the request.
+    The interrupt payload carries the spec, the questions' texts, the notices and the defaults used.
     Edits lead back here, so the user approves the spec that will actually run. With auto-approve (`--yes`)
-    documented defaults are taken, but a spec with an open question is refused, never guessed.
+    documented defaults are taken, but a spec with an open question, or one asking for a task or format
+    that cannot be delivered, is refused, never guessed.
     """
     deps = _deps(runtime)
     spec = _spec(state)
     if deps.auto_approve:
         if spec.questions:
-            raise UserInputError(f"the plan has an open question: {spec.questions[0]} "
+            raise UserInputError(f"the plan has an open question: {spec.questions[0].text} "
                                  "(answer it in the request, or run without --yes)")
+        if undeliverable := _undeliverable(spec):
+            raise UserInputError(f"cannot deliver {'; '.join(undeliverable)} "
+                                 "(change the request, or run without --yes to see the plan)")
         write_spec(deps.out_dir, spec)
         deps.report("approved", spec=state["spec"], auto=True)
         return {"approved": True}
-    reply = interrupt({"kind": "approve", "spec": state["spec"], "questions": spec.questions,
+    reply = interrupt({"kind": "approve", "spec": state["spec"], "questions": [q.text for q in spec.questions],
+                       "notices": [n.model_dump(mode="json") for n in spec.notices],
                        "defaults_used": spec.defaults_used})
     action = reply.get("action") if isinstance(reply, dict) else None
     history = list(state.get("messages", []))
     if action == "cancel":
         return {"cancelled": True, "stop_reason": "cancelled by the user"}
-    if action == "answer" and deps.reviser is not None and _only_revision_questions(spec):
+    if action == "answer" and deps.reviser is not None and _only_questions_from(spec, "revision"):
         action = "message"  # the question came from an edit the reviser could not apply: revise again
+    if action == "answer" and _only_questions_from(spec, "language"):
+        text = str(reply.get("text", ""))  # the request again, rephrased: it replaces the first one
+        return {"request": text, "answers": [], "spec": None,
+                "messages": [*history, {"role": "user", "content": text}]}
     if action == "answer":
         text = str(reply.get("text", ""))
         return {"answers": [*state.get("answers", []), text], "spec": None,
@@ -118,7 +134,7 @@ def approve(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
         return {"spec": edited.model_dump(mode="json"), "approved": False}
     if action == "approve":
         if spec.questions:
-            raise UserInputError(f"cannot start with an open question: {spec.questions[0]}")
+            raise UserInputError(f"cannot start with an open question: {spec.questions[0].text}")
         write_spec(deps.out_dir, spec)
         deps.report("approved", spec=state["spec"], auto=False)
         return {"approved": True}

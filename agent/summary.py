@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from synthloop.agent.runner import RunSummary
-from synthloop.tools.types import TaskSpec
+from synthloop.tools.types import Notice, TaskSpec
 
 
 def format_spec(spec: TaskSpec) -> str:
@@ -24,9 +26,20 @@ def format_spec(spec: TaskSpec) -> str:
         lines.append(f"  scene      {' / '.join(x for x in (spec.scene, spec.style) if x)}")
     if spec.defaults_used:
         lines.append("  defaults   " + "; ".join(spec.defaults_used))
+    lines += [f"  {line}" for line in format_notices(spec.notices)]
     for question in spec.questions:
-        lines.append(f"  question   {question}")
+        lines.append(f"  question   {question.text}")
     return "\n".join(lines)
+
+
+def format_notices(notices: Iterable[Notice]) -> list[str]:
+    """One line per notice: 'not understood: …' (with why, when known), 'cannot deliver: … because …'."""
+    lines = []
+    for notice in notices:
+        label = "not understood" if notice.kind == "not_understood" else "cannot deliver"
+        joint = " because " if notice.kind == "cannot_deliver" else " — "
+        lines.append(f"{label}: {notice.text}" + (joint + notice.reason if notice.reason else ""))
+    return lines
 
 
 def format_run(summary: RunSummary) -> str:

@@ -15,7 +15,7 @@ from synthloop.agent.planner import (
 )
 from synthloop.agent.planner.text import singular
 from synthloop.tools.llm import LLMClient, LLMUnavailableError
-from synthloop.tools.types import ExportFormat, Task, TaskSpec
+from synthloop.tools.types import ExportFormat, Question, Task, TaskSpec
 
 
 def plan(request: str, **kwargs: object) -> TaskSpec:
@@ -212,7 +212,7 @@ def test_defaults_are_listed() -> None:
 def test_no_class_gives_a_question() -> None:
     spec = plan("500 images with boxes in COCO format")
     assert spec.class_names == ["object"]
-    assert spec.questions == [NO_CLASS_QUESTION]
+    assert spec.questions == [Question(source="planner", text=NO_CLASS_QUESTION)]
     assert "objects=object (no object class found in the request)" in spec.defaults_used
     assert spec.n_images == 500
 
@@ -259,7 +259,7 @@ def test_injection_yields_a_normal_spec() -> None:
 )
 def test_impossible_numbers_become_questions(request_text: str, question_part: str) -> None:
     spec = plan(request_text)
-    assert any(question_part in q for q in spec.questions), spec.questions
+    assert any(question_part in q.text for q in spec.questions), spec.questions
     assert spec.n_images >= 1 and 32 <= spec.width <= 4096
     assert sum(o.max_count for o in spec.objects) <= 100
 
@@ -269,7 +269,7 @@ def test_many_classes_are_capped() -> None:
     more = "eggs, cookies, cakes, donuts, pizzas, sandwiches, bowls, cups, forks, spoons, knives, plates"
     spec = plan("images with " + fruits + more)
     assert len(spec.objects) == 20
-    assert any("only the first 20" in q for q in spec.questions)
+    assert any("only the first 20" in q.text for q in spec.questions)
 
 
 # --- grounding an LLM proposal ---------------------------------------------------------------------------
@@ -368,7 +368,7 @@ def test_auto_mode_asks_the_llm_only_when_the_rules_are_unsure(server: FakeOpenA
 
 def test_planner_skips_llm_for_empty_request(server: FakeOpenAIServer) -> None:
     spec = plan_request("   ", client_for(server))
-    assert spec.questions == [NO_CLASS_QUESTION]
+    assert spec.questions == [Question(source="planner", text=NO_CLASS_QUESTION)]
     assert server.requests == []
 
 

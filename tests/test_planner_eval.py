@@ -49,3 +49,28 @@ def test_cli_eval_planner_without_llm(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "requests fully right    100.0%" in out.stdout
     assert "question when needed    100.0%" in out.stdout and "median planning time" in out.stdout
+
+
+def test_followups_are_answers_or_edits_as_the_graph_routes_them() -> None:
+    from synthloop.agent.planner import revise_spec
+
+    answered = Case("a", "500 images for detection", {"classes": ["trash bin", "bench"], "n_images": 500},
+                    followups=("trash bins and benches",))
+    edited = Case("e", "street scenes with cars", {"classes": ["car", "trash bin"], "formats": ["voc"]},
+                  followups=("also trash bins", "VOC instead"))
+    report = run_cases("t", [answered, edited], lambda r: plan_request(r, None),
+                       lambda spec, message: revise_spec(spec, message, None))
+    assert [r.fully_right for r in report.results] == [True, True], [r.scores for r in report.results]
+    assert report.summary()["dropped_share"] == 0.0
+
+
+def test_notice_fields_and_dropped_words_are_scored() -> None:
+    case = Case("k", "cars with keypoints, TFRecord", {"classes": ["car"], "cannot_deliver": ["keypoints", "tfrecord"],
+                                                       "question_source": None})
+    spec = plan_request(case.request, None)
+    assert score_case(case, spec)["cannot_deliver"] is True
+    silent = spec.model_copy(update={"notices": []})
+    report = run_cases("t", [case], lambda request: silent)
+    assert report.results[0].dropped == ["keypoints", "tfrecord"] and report.summary()["dropped_share"] == 1.0
+    language = Case("l", "Erstelle 200 Bilder von Katzen", {"question_source": "language"}, question=True)
+    assert all(score_case(language, plan_request(language.request, None)).values())

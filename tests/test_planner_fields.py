@@ -97,7 +97,7 @@ def test_image_count_forms_and_conflicts(request_text: str, n_images: int, asks:
     assert spec.n_images == n_images
     assert bool(spec.questions) == asks
     if asks:
-        assert "more than one image count" in spec.questions[0]
+        assert "more than one image count" in spec.questions[0].text
 
 
 def test_weather_time_and_camera_go_to_style() -> None:
@@ -127,5 +127,5 @@ def test_a_single_object_is_one_per_image() -> None:
 )
 def test_huge_counts_and_sizes_are_questions_not_guesses(request_text: str, part: str) -> None:
     spec = plan(request_text)
-    assert spec.questions and part in spec.questions[0]
+    assert spec.questions and part in spec.questions[0].text
     assert spec.n_images == 100 and spec.width == spec.height == 512

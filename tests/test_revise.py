@@ -88,8 +88,9 @@ def test_adding_a_class_answers_the_no_class_question() -> None:
 def test_a_message_not_understood_keeps_the_spec_and_asks(message: str) -> None:
     spec = revise_spec(BASE, message, None)
     assert spec.model_dump(exclude={"questions"}) == BASE.model_dump(exclude={"questions"})
-    assert len(spec.questions) == 1 and spec.questions[0].startswith(REVISION_QUESTION_PREFIX)
-    assert "make it 300" in spec.questions[0]  # says what it can do
+    assert len(spec.questions) == 1 and spec.questions[0].source == "revision"
+    assert spec.questions[0].text.startswith(REVISION_QUESTION_PREFIX)
+    assert "make it 300" in spec.questions[0].text  # says what it can do
 
 
 @pytest.mark.parametrize(
@@ -98,7 +99,7 @@ def test_a_message_not_understood_keeps_the_spec_and_asks(message: str) -> None:
 )
 def test_impossible_edits_become_questions(message: str, question_part: str) -> None:
     spec = revise_spec(BASE, message, None)
-    assert question_part in spec.questions[0]
+    assert question_part in spec.questions[0].text and spec.questions[0].source == "revision"
     assert spec.n_images == BASE.n_images and (spec.width, spec.height) == (BASE.width, BASE.height)
 
 
@@ -133,7 +134,7 @@ def test_llm_edit_with_nothing_grounded_gives_the_question(server: FakeOpenAISer
     server.queue_json({"n_images": 999, "add_classes": ["dragon"]})
     spec = revise_spec(BASE, "surprise me", _client(server))
     assert spec.n_images == BASE.n_images and spec.class_names == BASE.class_names
-    assert spec.questions[0].startswith(REVISION_QUESTION_PREFIX)
+    assert spec.questions[0].source == "revision"
 
 
 def test_a_client_factory_is_called_only_when_the_llm_is_needed() -> None:

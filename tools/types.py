@@ -115,6 +115,32 @@ class Budgets(_Frozen):
     )
 
 
+class Question(_Frozen):
+    """An open question the user must settle before a run starts. `source` says who asked, and routing reads
+    it: `planner` (plan again with the answer), `revision` (an edit that could not be applied: revise again),
+    `language` (the request is not in a language the planner reads: the answer replaces the request)."""
+
+    source: Literal["planner", "revision", "language"] = "planner"
+    text: str = Field(min_length=1, max_length=500)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class Notice(_Frozen):
+    """Words of the request the plan does not carry, named back to the user before approval.
+
+    kind: `not_understood` (the planner could not place them) or `cannot_deliver` (understood, but synthloop
+    cannot produce it: depth maps, keypoints, TFRecord, video); text: the user's words; about: what they asked
+    for (under `--yes` a `cannot_deliver` notice about a task or a format stops the run).
+    """
+
+    kind: Literal["not_understood", "cannot_deliver"]
+    text: str = Field(min_length=1, max_length=200)
+    reason: str = Field(default="", max_length=300)
+    about: Literal["class", "task", "format", "scene", "style", "other"] = "other"
+
+
 class TaskSpec(_Frozen):
     """What to build: the contract between the planner and the rest of the loop."""
 
@@ -131,10 +157,20 @@ class TaskSpec(_Frozen):
     seed: int = Field(default=0, ge=0, lt=2**32)
     budgets: Budgets = Field(default_factory=Budgets)
     request: str = Field(default="", max_length=4000, description="The request this spec was planned from.")
-    questions: list[str] = Field(default_factory=list, max_length=10, description="Open questions.")
+    questions: list[Question] = Field(default_factory=list, max_length=10, description="Open questions.")
+    notices: list[Notice] = Field(default_factory=list, max_length=20,
+                                  description="What the plan does not carry: not understood / cannot deliver.")
     defaults_used: list[str] = Field(
         default_factory=list, max_length=30, description="Fields not grounded in the request: 'field=value'."
     )
+
+    @field_validator("questions", mode="before")
+    @classmethod
+    def _plain_questions(cls, values: Any) -> Any:
+        """Spec files written before questions were typed hold plain strings: planner questions."""
+        if isinstance(values, list):
+            return [{"source": "planner", "text": v} if isinstance(v, str) else v for v in values]
+        return values
 
     @field_validator("tasks", "formats")
     @classmethod

@@ -17,8 +17,9 @@ from pydantic import BaseModel, Field
 from synthloop.agent.planner.extract import extract
 from synthloop.agent.planner.grounding import NO_CLASS_QUESTION, render_prompt_for
 from synthloop.agent.planner.lexicon import FORMAT_PATTERNS, KNOWN_OBJECTS, TASK_PATTERNS, FormatName, TaskName
+from synthloop.agent.planner.notices import merge_notices, not_understood_notices, unplaced_words
 from synthloop.agent.planner.phrases import phrase_to_class
-from synthloop.agent.planner.text import normalise, singular
+from synthloop.agent.planner.text import is_negated, normalise, singular
 from synthloop.tools.types import (
     MAX_IMAGES,
     MAX_OBJECTS_PER_IMAGE,
@@ -26,13 +27,15 @@ from synthloop.tools.types import (
     MIN_SIDE,
     Difficulty,
     ExportFormat,
+    Notice,
     ObjectSpec,
+    Question,
     Splits,
     Task,
     TaskSpec,
 )
 
-# Questions a revision leaves behind start with this, so the graph routes the next reply back here.
+# How a revision's questions start (they have source "revision": the graph routes the next reply back here).
 REVISION_QUESTION_PREFIX = "I could not apply"
 Name = Annotated[str, Field(max_length=48)]
 
@@ -217,6 +220,10 @@ def _occurrence(text: str, name: str) -> int | None:
     return m.start()
 
 
+def _revision_question(text: str) -> Question:
+    return Question(source="revision", text=text)
+
+
 def _level(current: Difficulty, change: str) -> Difficulty:
     order = [Difficulty.easy, Difficulty.medium, Difficulty.hard]
     if change == "harder":
@@ -233,7 +240,7 @@ def _ordered(values: list, enum: type) -> list:
 def apply_edit(spec: TaskSpec, parsed: ParsedEdit, message: str) -> TaskSpec:
     """A new spec with the edit applied; out-of-range values become questions instead of errors."""
     edit = parsed.edit
-    questions = [q for q in spec.questions if not q.startswith(REVISION_QUESTION_PREFIX)]
+    questions = [q for q in spec.questions if q.source != "revision"]
     defaults = list(spec.defaults_used)
     update: dict = {}
 
@@ -245,22 +252,22 @@ def apply_edit(spec: TaskSpec, parsed: ParsedEdit, message: str) -> TaskSpec:
         if 1 <= edit.n_images <= MAX_IMAGES:
             update["n_images"] = edit.n_images
             drop_default("n_images")
-            questions = [q for q in questions if "images" not in q or "Which objects" in q]
+            questions = [q for q in questions if "images" not in q.text or q.text == NO_CLASS_QUESTION]
         else:
-            questions.append(
+            questions.append(_revision_question(
                 f"{REVISION_QUESTION_PREFIX} {edit.n_images:,} images: between 1 and {MAX_IMAGES:,} "
                 "are supported. How many images should be generated?"
-            )
+            ))
     if edit.width is not None and edit.height is not None:
         if all(MIN_SIDE <= side <= MAX_SIDE for side in (edit.width, edit.height)):
             update.update(width=edit.width, height=edit.height)
             drop_default("width", "height")
-            questions = [q for q in questions if not q.startswith("Image size")]
+            questions = [q for q in questions if not q.text.startswith("Image size")]
         else:
-            questions.append(
+            questions.append(_revision_question(
                 f"{REVISION_QUESTION_PREFIX} the size {edit.width}x{edit.height}: each side must be "
                 f"{MIN_SIDE}-{MAX_SIDE} px. Which size should be used?"
-            )
+            ))
     if edit.seed is not None and 0 <= edit.seed < 2**32:
         update["seed"] = edit.seed
     if edit.difficulty is not None:
@@ -295,18 +302,46 @@ def apply_edit(spec: TaskSpec, parsed: ParsedEdit, message: str) -> TaskSpec:
     if [o.name for o in objects] != spec.class_names or objects != list(spec.objects):
         update["objects"] = objects
         if any(o.name != "object" for o in objects):
-            questions = [q for q in questions if q != NO_CLASS_QUESTION]
+            questions = [q for q in questions if q.text != NO_CLASS_QUESTION]
             drop_default("objects")
     if "objects" in update and sum(o.max_count for o in update["objects"]) > MAX_OBJECTS_PER_IMAGE:
         update.pop("objects")
-        questions.append(
+        questions.append(_revision_question(
             f"{REVISION_QUESTION_PREFIX} those per-image counts: they add up to more than "
             f"{MAX_OBJECTS_PER_IMAGE} objects. How many of each should an image hold?"
-        )
+        ))
     request = f"{spec.request}\n{message.strip()}".strip()[-4000:]
-    return TaskSpec.model_validate(
+    revised = TaskSpec.model_validate(
         {**spec.model_dump(), **update, "request": request, "questions": questions[:10], "defaults_used": defaults[:30]}
     )
+    return revised.model_copy(update={"notices": _edit_notices(spec, revised, parsed, message)})
+
+
+def settled_notices(spec: TaskSpec, message: str) -> list[Notice]:
+    """The spec's notices a message settles: a `not_understood` one whose words the spec now carries ("add
+    trash bins"), a `cannot_deliver` one the message takes back ("no keypoints then", "drop the depth maps")."""
+    text = normalise(message)
+    placed = {w for o in spec.objects for w in [*o.name.split(), *" ".join(o.attributes).split()]}
+    placed |= set(f"{spec.scene} {spec.style}".replace(",", " ").split())
+    settled = []
+    for notice in spec.notices:
+        if notice.kind == "not_understood":
+            done = all(w in placed or singular(w) in placed for w in notice.text.split())
+        else:
+            at = text.find(notice.text)
+            done = at >= 0 and (is_negated(text, at) or _removed(text, at))
+        if done:
+            settled.append(notice)
+    return settled
+
+
+def _edit_notices(spec: TaskSpec, revised: TaskSpec, parsed: ParsedEdit, message: str) -> list[Notice]:
+    """The notices the edit did not settle, plus what the message asks for that the revised spec does not carry
+    (its words no reader placed, what cannot be delivered)."""
+    ex = extract(message)
+    words = unplaced_words(ex.prepared, revised, also_placed=[*parsed.edit.remove_classes, *spec.class_names])
+    settled = settled_notices(revised, message)
+    return merge_notices([n for n in revised.notices if n not in settled], ex.notices, not_understood_notices(words))
 
 
 def _edit_objects(spec: TaskSpec, parsed: ParsedEdit, scene: str, style: str) -> list[ObjectSpec]:
@@ -348,8 +383,8 @@ def not_understood(spec: TaskSpec, message: str, understood: str = "") -> TaskSp
         f"{REVISION_QUESTION_PREFIX} '{message.strip()[:80]}' to the spec.{heard} Say for example "
         "'make it 300', 'add trucks', 'remove forks', 'YOLO instead', 'no captions', '512x512' or 'harder'."
     )
-    questions = [q for q in spec.questions if not q.startswith(REVISION_QUESTION_PREFIX)]
-    return spec.model_copy(update={"questions": [*questions, question][:10]})
+    questions = [q for q in spec.questions if q.source != "revision"]
+    return spec.model_copy(update={"questions": [*questions, _revision_question(question)][:10]})
 
 
 def ground_edit(spec: TaskSpec, proposal: SpecEdit, message: str) -> SpecEdit:

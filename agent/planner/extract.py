@@ -17,28 +17,34 @@ from synthloop.agent.planner.fields import (
     restore_alias,
 )
 from synthloop.agent.planner.lexicon import (
+    CLASS_COUNT_NOUNS,
     CORRECTIONS,
     DIFFICULTY_PATTERNS,
     FILLER,
     FORMAT_PATTERNS,
+    GENERIC_PLACES,
     IMAGE_NOUNS,
     ING_NOUNS,
     INTRODUCERS,
     KNOWN_OBJECTS,
     LOCATIVE,
+    SCENE_NOUNS,
     SEPARATORS,
     STANDALONE_SCENES,
     STOPS,
-    STYLE_TERMS,
+    STYLE_PATTERN,
+    STYLE_WORDS,
     SURFACES,
     TASK_PATTERNS,
     TASK_WORDS,
     VOCABULARY,
     WEAK_TASK_PATTERNS,
 )
+from synthloop.agent.planner.notices import take_unsupported
 from synthloop.agent.planner.numbers import Number, is_int, parse_number
 from synthloop.agent.planner.phrases import (
     Candidate,
+    bare_list_candidates,
     ground_llm_classes,
     image_noun_modifiers,
     in_spans,
@@ -48,10 +54,11 @@ from synthloop.agent.planner.phrases import (
     merge_candidates,
     plural_place_objects,
     purpose_spans,
+    read_list,
 )
 from synthloop.agent.planner.schemas import PlanProposal
 from synthloop.agent.planner.text import TOKEN, find, is_punct, normalise, singular
-from synthloop.tools.types import MAX_OBJECTS_PER_IMAGE, Difficulty, ExportFormat, Task
+from synthloop.tools.types import MAX_OBJECTS_PER_IMAGE, Difficulty, ExportFormat, Notice, Task
 
 SIZE_PAIR = re.compile(r"\b(\d{2,9})\s*(?:x|\*|by)\s*(\d{2,9})(?:\s*(?:px|pixels?))?\b")
 SIZE_SINGLE = re.compile(r"\b(\d{1,9})\s*(?:px|pixels?)\b")
@@ -76,6 +83,10 @@ class Extraction:
     splits: SplitsFound | None = None
     seed: int | None = None
     unexplained: list[str] = field(default_factory=list)
+    prepared: str = ""  # the text the readers saw: normalised, typos fixed; sizes, splits, seed and unsupported
+    # mentions blanked (what `notices.unplaced_words` accounts for)
+    notices: list[Notice] = field(default_factory=list)  # cannot_deliver: what was asked that cannot be made
+    headers: list[str] = field(default_factory=list)  # group names before a list ('farm animals: …')
 
     def uncertain(self) -> list[str]:
         """Why the rules alone may have missed something (empty: the LLM has nothing to add)."""
@@ -89,16 +100,17 @@ class Extraction:
         return reasons
 
 
-def _prepare(request: str) -> tuple[str, SplitsFound | None, int | None]:
-    """Normalised text with typos fixed, splits and seed read and blanked, object uses of box/mask marked."""
-    text = fix_typos(normalise(request), VOCABULARY, KNOWN_OBJECTS)
+def _prepare(request: str) -> tuple[str, SplitsFound | None, int | None, list[Notice]]:
+    """Normalised text with typos fixed, mentions of what cannot be delivered taken out (as notices), splits
+    and seed read and blanked, object uses of box/mask marked."""
+    text, notices = take_unsupported(fix_typos(normalise(request), VOCABULARY, KNOWN_OBJECTS))
     seed = None
     if found_seed := extract_seed(text):
         seed, text = found_seed[0], blank(text, found_seed[1])
     splits = extract_splits(text)
     if splits is not None:
         text = blank(text, splits.span)
-    return mark_object_nouns(text, TASK_WORDS, STOPS), splits, seed
+    return mark_object_nouns(text, TASK_WORDS, STOPS), splits, seed, notices
 
 
 def _image_numbers(tokens: list[str], numbers: list[Number]) -> None:
@@ -131,7 +143,7 @@ def extract(request: str, proposal: PlanProposal | None = None) -> Extraction:
     LLM-proposed classes are added when they are spans of the request and name an object; everything else
     here is deterministic.
     """
-    text, splits, seed = _prepare(request)
+    text, splits, seed, notices = _prepare(request)
     questions: list[str] = []
 
     size = None
@@ -154,12 +166,16 @@ def extract(request: str, proposal: PlanProposal | None = None) -> Extraction:
         numbers.append(Number(parsed[0], i, parsed[1]))
         i = parsed[1]
     _image_numbers(tokens, numbers)
+    for num in numbers:  # "12 classes", "5 kinds of fruit": a number of classes, not of images
+        if num.end < len(tokens) and tokens[num.end] in CLASS_COUNT_NOUNS:
+            num.role = "classes"
     scene_parts, class_from_modifier, scene_positions = image_noun_modifiers(tokens)
 
     tasks = _keywords(TASK_PATTERNS, text, strip_semantic=True)
     stuff_ok = Task.semantic_segmentation in tasks  # "roads, sky and cars" are all classes then
     place_spans = locative_spans(tokens)
     candidates = list_candidates(tokens, stuff_ok=stuff_ok) + plural_place_objects(tokens, place_spans, stuff_ok)
+    candidates += bare_list_candidates(tokens, stuff_ok=stuff_ok)
     excluded = place_spans + purpose_spans(tokens)
     candidates += known_candidates(tokens, excluded) + class_from_modifier
     candidates = [  # places belong to the scene
@@ -167,6 +183,7 @@ def extract(request: str, proposal: PlanProposal | None = None) -> Extraction:
     ]
     if proposal is not None:
         candidates += ground_llm_classes(tokens, proposal.classes, excluded)
+    candidates, headers = _without_list_headers(tokens, candidates)
 
     # Per-object counts above the per-image limit are not per-object counts ("a dataset of 200 cars").
     for cand in candidates:
@@ -205,8 +222,10 @@ def extract(request: str, proposal: PlanProposal | None = None) -> Extraction:
 
     scene_parts += [" ".join(tokens[a:b]) for a, b in place_spans]
     scene_parts += [w for w in STANDALONE_SCENES if w in tokens and not any(w in p for p in scene_parts)]
+    _place_modifiers(tokens, classes, excluded)
+    scene_parts += _loose_places(tokens, classes, scene_parts, excluded)
     scene = ", ".join(dict.fromkeys(scene_parts))[:300]
-    style = ", ".join(dict.fromkeys(m.group(0) for m in find("|".join(map(re.escape, STYLE_TERMS)), text)))[:300]
+    style = ", ".join(dict.fromkeys(m.group(0) for m in find(STYLE_PATTERN, text)))[:300]
     return Extraction(
         classes=classes,
         n_images=n_images,
@@ -223,7 +242,50 @@ def extract(request: str, proposal: PlanProposal | None = None) -> Extraction:
         splits=splits,
         seed=seed,
         unexplained=_unexplained(tokens, classes, scene + " " + style),
+        prepared=text_wo_size,
+        notices=notices,
+        headers=headers,
     )
+
+
+def _place_modifiers(tokens: list[str], classes: list[Candidate], excluded: list[tuple[int, int]]) -> None:
+    """A place noun right before a class is a kind of that object ('park benches', 'office chairs'): it becomes
+    the class's attribute, so it reaches the render prompt instead of replacing the scene."""
+    for cand in classes:
+        k = cand.position - 1
+        word = tokens[k] if k >= 0 else ""
+        if word in SCENE_NOUNS and word not in GENERIC_PLACES and word not in cand.attributes and not in_spans(
+            k, excluded
+        ):
+            cand.attributes.append(word)
+
+
+def _loose_places(tokens: list[str], classes: list[Candidate], scene_parts: list[str],
+                  excluded: list[tuple[int, int]]) -> list[str]:
+    """Place nouns no phrase reader took ('snowy landscape', 'a beach, 200 images'): the scene, not lost.
+    Adjacent ones stay one place ('parking lot')."""
+    taken = {w for part in [*scene_parts, *(c.name for c in classes)] for w in part.split()}
+    taken |= {w for c in classes for w in c.attributes}
+    found: list[list[str]] = []
+    last = -2
+    for i, tok in enumerate(tokens):
+        place = tok in SCENE_NOUNS and tok not in GENERIC_PLACES and tok not in STYLE_WORDS
+        if place and tok not in taken and not in_spans(i, excluded):
+            if i == last + 1:
+                found[-1].append(tok)
+            else:
+                found.append([tok])
+            last = i
+    return [" ".join(words) for words in found]
+
+
+def _without_list_headers(tokens: list[str], candidates: list[Candidate]) -> tuple[list[Candidate], list[str]]:
+    """'farm animals: cows, sheep, …', '5 kinds of fruit: apples, …': the word before a colon that opens a list
+    of classes names their group, not another class. Returns the candidates left and the group names."""
+    colons = {i for i, tok in enumerate(tokens) if tok == ":" and len(read_list(tokens, i + 1, strict=True)) >= 2}
+    is_header = [c.position + len(c.name.split()) in colons for c in candidates]
+    kept = [c for c, header in zip(candidates, is_header, strict=True) if not header]
+    return kept, [" ".join([*c.attributes, c.name]) for c, header in zip(candidates, is_header, strict=True) if header]
 
 
 def _unexplained(tokens: list[str], classes: list[Candidate], context: str) -> list[str]:

@@ -62,7 +62,8 @@ def make_planner(config: RunConfig, n_images: int | None, seed: int | None) -> P
     from synthloop.agent.planner.plan import plan_request
 
     client = lazy_client(config)
-    return lambda request: plan_request(request, client, n_images=n_images, seed=seed)
+    multilingual = config.llm.base_url is not None  # the embedded SmolLM2 reads English only
+    return lambda request: plan_request(request, client, n_images=n_images, seed=seed, multilingual=multilingual)
 
 
 def make_reviser(config: RunConfig, planner: Planner) -> Reviser:

@@ -20,8 +20,11 @@ all give a valid spec (no path or instruction is ever taken from the request).
 
 from __future__ import annotations
 
-from synthloop.agent.planner.extract import extract
-from synthloop.agent.planner.schemas import PlanProposal
+from collections.abc import Sequence
+
+from synthloop.agent.planner.extract import Extraction, extract
+from synthloop.agent.planner.notices import merge_notices, not_understood_notices, unplaced_words
+from synthloop.agent.planner.schemas import MAX_CLASSES, PlanProposal
 from synthloop.agent.planner.text import TOKEN, clean_request, normalise
 from synthloop.tools.types import (
     MAX_IMAGES,
@@ -30,7 +33,9 @@ from synthloop.tools.types import (
     MIN_SIDE,
     Difficulty,
     ExportFormat,
+    Notice,
     ObjectSpec,
+    Question,
     Splits,
     Task,
     TaskSpec,
@@ -38,7 +43,6 @@ from synthloop.tools.types import (
 
 DEFAULT_N_IMAGES = 100
 DEFAULT_SIZE = 512
-MAX_CLASSES = 20
 NO_CLASS_QUESTION = "Which objects should the images contain?"
 
 
@@ -82,10 +86,9 @@ def ground_spec(
     questions = list(ex.questions)
     defaults: list[str] = []
 
-    classes = ex.classes
-    if len(classes) > MAX_CLASSES:
-        questions.append(f"The request names {len(classes)} object classes; only the first {MAX_CLASSES} were kept.")
-        classes = classes[:MAX_CLASSES]
+    classes, left_out = ex.classes[:MAX_CLASSES], [c.name for c in ex.classes[MAX_CLASSES:]]
+    if left_out:
+        questions.append(f"The request names {len(ex.classes)} object classes; only the first {MAX_CLASSES} were kept.")
     objects = []
     for cand in classes:
         lo, hi = cand.count if cand.count else (1, 3)
@@ -151,7 +154,7 @@ def ground_spec(
     splits = Splits(train=ex.splits.train, val=ex.splits.val, test=ex.splits.test) if ex.splits else Splits()
     if seed is None:
         seed = ex.seed
-    return TaskSpec(
+    spec = TaskSpec(
         objects=objects,
         splits=splits,
         n_images=count,
@@ -164,6 +167,16 @@ def ground_spec(
         difficulty=ex.difficulty or Difficulty.medium,
         seed=seed if seed is not None else 0,
         request=text,
-        questions=questions[:10],
+        questions=[Question(source="planner", text=q) for q in questions[:10]],
         defaults_used=defaults[:30],
     )
+    return with_notices(spec, ex, left_out)
+
+
+def with_notices(spec: TaskSpec, ex: Extraction, left_out: Sequence[str] = ()) -> TaskSpec:
+    """`spec` with everything the request asked for that it does not carry named back: what cannot be delivered,
+    classes beyond the limit, and the words no reader placed."""
+    too_many = [Notice(kind="cannot_deliver", text=", ".join(left_out)[:200], about="class",
+                       reason=f"at most {MAX_CLASSES} object classes per dataset")] if left_out else []
+    unplaced = not_understood_notices(unplaced_words(ex.prepared, spec, also_placed=[*left_out, *ex.headers]))
+    return spec.model_copy(update={"notices": merge_notices(ex.notices, too_many, unplaced)})

@@ -10,6 +10,7 @@ LLM schemas' literal types) are derived from them.
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
@@ -68,6 +69,8 @@ def _keyed(section: dict[str, str], enum: type, *, complete: bool) -> dict[Any, 
 TaskName = Literal[tuple(t.value for t in Task)]  # type: ignore[valid-type]
 FormatName = Literal[tuple(f.value for f in ExportFormat)]  # type: ignore[valid-type]
 DifficultyName = Literal[tuple(d.value for d in Difficulty)]  # type: ignore[valid-type]
+TASK_LIST = ", ".join(t.value for t in Task)  # as the LLM prompts list them
+FORMAT_LIST = ", ".join(f.value for f in ExportFormat)
 
 _numbers = table("numbers")
 UNITS: dict[str, int] = {w: i for i, w in enumerate(_numbers["units"])}
@@ -92,9 +95,9 @@ BLOCKED = words("blocked")
 TASK_WORDS = words("task_words")
 FORMAT_WORDS = words("format_words")
 DIFFICULTY_WORDS = words("difficulty_words")
-STYLE_TERMS = terms("style_terms")
-STYLE_WORDS = frozenset({w for term in STYLE_TERMS for w in term.replace("-", " ").split()} | {"photorealistic"})
 SCENE_NOUNS = words("scene_nouns")
+GENERIC_PLACES = words("generic_places")
+CLASS_COUNT_NOUNS = words("class_count_nouns")
 LOCATIVE = words("locative")
 INTRODUCERS = words("introducers")
 SEPARATORS = words("separators")
@@ -102,6 +105,23 @@ STOPS = words("stops") | {"\n"}
 ING_NOUNS = words("ing_nouns")
 KNOWN_OBJECTS = words("known_objects")
 FILLER = words("filler")
+STYLE_TERMS = terms("style_terms")
+# One alternation, longest term first, so 'night-time' wins over 'night' and 'photorealistic' over 'realistic'.
+STYLE_PATTERN = "|".join(re.escape(t) for t in sorted(STYLE_TERMS, key=len, reverse=True))
+# A word of a style term is a style word (never part of a class name or a place) when the term is that word, or
+# when no other list knows it (or its singular): 'depth of field' makes 'depth' one, not 'of' or 'field'; "birds-eye"
+# does not make 'birds' one.
+_KNOWN_ELSEWHERE = (
+    COLOURS | STOPS | SCENE_NOUNS | ATTRIBUTE_WORDS | GENERIC | LOCATIVE | INTRODUCERS | SEPARATORS | FILLER
+    | {w for name in KNOWN_OBJECTS for w in name.split()}
+)
+STYLE_WORDS = frozenset(
+    {term for term in STYLE_TERMS if " " not in term}  # 'night-time' is one token
+    | {w for term in STYLE_TERMS for w in term.replace("-", " ").split() if " " not in term.replace("-", " ")}
+    | {w for term in STYLE_TERMS for w in term.replace("-", " ").split()
+       if w not in _KNOWN_ELSEWHERE and w.removesuffix("s") not in _KNOWN_ELSEWHERE}
+    | {"photorealistic"}
+)
 SURFACES = words("surfaces")
 STANDALONE_SCENES = terms("standalone_scenes")
 CORRECTIONS = terms("corrections")

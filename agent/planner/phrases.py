@@ -98,41 +98,76 @@ def _item_end(tokens: list[str], i: int) -> int:
     return j
 
 
+def _opens_list(tokens: list[str], i: int) -> bool:
+    """An image, task or format word directly followed by a content word: '… images trash bins and benches'
+    (a request and the answer to 'which objects?' joined), 'detection of' is handled by 'of' itself."""
+    nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+    return (tokens[i] in IMAGE_NOUNS or tokens[i] in TASK_WORDS or tokens[i] in FORMAT_WORDS) and (
+        nxt[:1].isalpha() and nxt not in NOT_A_MODIFIER and singular(nxt) not in NOT_A_MODIFIER
+    )
+
+
 def list_candidates(tokens: list[str], *, stuff_ok: bool = False) -> list[Candidate]:
-    """Classes enumerated after an introducer: 'with 2-5 cups, red plates and forks'."""
+    """Classes enumerated after an introducer: 'with 2-5 cups, red plates and forks'. After a colon, or an
+    image, task or format word, only plural nouns, known objects and counted items are read ('classes: cups,
+    plates', 'images trash bins', not 'images taken at night')."""
     found: list[Candidate] = []
     for i, tok in enumerate(tokens):
-        if tok not in INTRODUCERS:
+        strict = tok not in INTRODUCERS
+        if strict and tok != ":" and not _opens_list(tokens, i):
             continue
-        j = i + 1
-        pending_attrs: list[str] = []
-        while j < len(tokens):
-            count = parse_count(tokens, j)
-            article = tokens[j] in ("a", "an", "one")
-            k = count[2] if count else j
-            end = _item_end(tokens, k)
-            words = tokens[k:end]
-            if count is None and not words:
-                break
-            parsed = phrase_to_class(words, stuff_ok=stuff_ok) if words else None
-            if parsed is None and words and all(w in COLOURS or w in ATTRIBUTE_WORDS for w in words):
-                pending_attrs += words  # "red and blue cars": colours waiting for their noun
-            elif parsed is None and words:
-                break  # not a noun phrase: the enumeration is over
-            elif parsed is not None:
-                name, attrs, plural = parsed
-                if count is None and article and not plural:
-                    count = (1, 1, k)
-                cnt = (count[0], count[1]) if count else None
-                found.append(Candidate(name, k, [*pending_attrs, *attrs], cnt))
-                pending_attrs = []
-            j = end
-            if j < len(tokens) and tokens[j] in SEPARATORS:
-                j += 1
-                if j < len(tokens) and tokens[j] in ("and", "or"):  # Oxford comma
-                    j += 1
-                continue
+        found += read_list(tokens, i + 1, strict=strict, stuff_ok=stuff_ok)
+    return found
+
+
+def bare_list_candidates(tokens: list[str], *, stuff_ok: bool = False) -> list[Candidate]:
+    """Lists of two or more plural nouns with no introducer, at the start of a clause: '… please strollers,
+    wheelchairs and shopping carts on a sidewalk' (the answer to 'which objects?' joined to the request)."""
+    found: list[Candidate] = []
+    for i, tok in enumerate(tokens):
+        before = tokens[i - 1] if i > 0 else ","
+        starts_clause = is_punct(before) or before in BLOCKED or before in GENERIC or before in IMAGE_NOUNS
+        if tok[:1].isalpha() and starts_clause and tok not in NOT_A_MODIFIER:
+            items = read_list(tokens, i, strict=True, stuff_ok=stuff_ok)
+            if len(items) >= 2:
+                found += items
+    return found
+
+
+def read_list(tokens: list[str], j: int, *, strict: bool, stuff_ok: bool = False) -> list[Candidate]:
+    """The enumeration of noun phrases starting at token j, up to the first item that is not one. `strict`
+    keeps only plural nouns, known objects and counted items."""
+    found: list[Candidate] = []
+    pending_attrs: list[str] = []
+    while j < len(tokens):
+        count = parse_count(tokens, j)
+        article = tokens[j] in ("a", "an", "one")
+        k = count[2] if count else j
+        end = _item_end(tokens, k)
+        words = tokens[k:end]
+        if count is None and not words:
             break
+        parsed = phrase_to_class(words, stuff_ok=stuff_ok) if words else None
+        if parsed is None and words and all(w in COLOURS or w in ATTRIBUTE_WORDS for w in words):
+            pending_attrs += words  # "red and blue cars": colours waiting for their noun
+        elif parsed is None and words:
+            break  # not a noun phrase: the enumeration is over
+        elif parsed is not None:
+            name, attrs, plural = parsed
+            if strict and not (plural or count or name in KNOWN_OBJECTS):
+                break
+            if count is None and article and not plural:
+                count = (1, 1, k)
+            cnt = (count[0], count[1]) if count else None
+            found.append(Candidate(name, k, [*pending_attrs, *attrs], cnt))
+            pending_attrs = []
+        j = end
+        if j < len(tokens) and tokens[j] in SEPARATORS:
+            j += 1
+            if j < len(tokens) and tokens[j] in ("and", "or"):  # Oxford comma
+                j += 1
+            continue
+        break
     return found
 
 

@@ -25,6 +25,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from synthloop.agent.planner.extract import extract
 from synthloop.agent.planner.grounding import ground_spec
+from synthloop.agent.planner.language import detect_language
+from synthloop.agent.planner.lexicon import FORMAT_LIST, TASK_LIST
+from synthloop.agent.planner.multilingual import UNTRANSLATED_QUESTION, language_spec, plan_translated, translate
 from synthloop.agent.planner.schemas import PlanProposal
 from synthloop.agent.planner.text import clean_request
 from synthloop.prompts import examples_sha256, load_examples, load_prompt
@@ -58,7 +61,8 @@ def plan_messages(request: str) -> list[dict[str, Any]]:
     it and only the request itself is processed per call.
     """
     prompt = load_prompt(PROMPT_NAME)
-    messages: list[dict[str, Any]] = [{"role": "system", "content": load_prompt(SYSTEM_PROMPT_NAME).render()}]
+    system = load_prompt(SYSTEM_PROMPT_NAME).render(tasks=TASK_LIST, formats=FORMAT_LIST)
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
     for example in load_examples(EXAMPLES_NAME):
         messages.append({"role": "user", "content": prompt.render(request=example["request"])})
         messages.append({"role": "assistant", "content": json.dumps(example["output"])})
@@ -92,17 +96,24 @@ def plan_request(
     n_images: int | None = None,
     seed: int | None = None,
     llm: Literal["auto", "always"] = "auto",
+    multilingual: bool = False,
 ) -> TaskSpec:
     """Plan a dataset from a plain-language request.
 
     The returned spec only contains classes and numbers that occur in the request; what is not stated gets
-    a default listed in `spec.defaults_used`, and anything the caller must settle (no object class found,
-    impossible counts or sizes) is in `spec.questions`. `n_images` / `seed` (e.g. from `--n` / `--seed`)
-    override the request; out-of-range values raise `ValueError`. `client` may be a factory, called only
-    when the LLM is actually asked. Odd requests (empty, junk, prompt
-    injection) never raise: they give a spec with questions.
+    a default listed in `spec.defaults_used`, anything the caller must settle (no object class found,
+    impossible counts or sizes) is in `spec.questions`, and what the request asks for that the spec does not
+    carry is in `spec.notices`. `n_images` / `seed` (e.g. from `--n` / `--seed`) override the request;
+    out-of-range values raise `ValueError`. `client` may be a factory, called only when the LLM is actually
+    asked. A request in another language gets a `language` question, unless `multilingual` (an endpoint the
+    user configured, not the embedded model) and a client are given: then the LLM translates it and the
+    translation is grounded in the original (`multilingual.plan_translated`). Odd requests (empty, junk,
+    prompt injection) never raise: they give a spec with questions.
     """
     text = clean_request(request)
+    language = detect_language(text)
+    if language is not None:
+        return _plan_foreign(text, language, client if multilingual else None, n_images=n_images, seed=seed)
     proposal = None
     if client is not None and text.strip():
         unsure = extract(text).uncertain() if llm == "auto" else ["llm=always"]
@@ -112,3 +123,14 @@ def plan_request(
             proposal = propose(text, llm_client) if llm_client is not None else None
             logger.debug("planner proposal: %s", proposal)
     return ground_spec(text, proposal, n_images=n_images, seed=seed)
+
+
+def _plan_foreign(text: str, language: str, client: Any, *, n_images: int | None, seed: int | None) -> TaskSpec:
+    llm_client = resolve_client(client) if client is not None else None
+    if llm_client is None:
+        return language_spec(text, language, n_images=n_images, seed=seed)
+    translation = translate(text, llm_client)
+    if translation is None or not translation.english.strip():
+        return language_spec(text, language, n_images=n_images, seed=seed, question=UNTRANSLATED_QUESTION)
+    logger.debug("planner translation (%s): %s", language, translation)
+    return plan_translated(text, translation, language, n_images=n_images, seed=seed)

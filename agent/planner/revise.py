@@ -8,8 +8,17 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from synthloop.agent.planner.edits import SpecEdit, apply_edit, ground_edit, merge_edits, not_understood, parse_edit
+from synthloop.agent.planner.edits import (
+    SpecEdit,
+    apply_edit,
+    ground_edit,
+    merge_edits,
+    not_understood,
+    parse_edit,
+    settled_notices,
+)
 from synthloop.agent.planner.extract import extract
+from synthloop.agent.planner.lexicon import FORMAT_LIST, TASK_LIST
 from synthloop.agent.planner.plan import resolve_client
 from synthloop.agent.planner.text import clean_request
 from synthloop.prompts import load_examples, load_prompt
@@ -30,9 +39,8 @@ MAX_EDIT_TOKENS = 160
 def revise_messages(spec: TaskSpec, message: str) -> list[dict[str, Any]]:
     """Chat messages asking the LLM for a `SpecEdit`: instructions, few-shot turns, the current spec summary."""
     prompt = load_prompt(REVISE_PROMPT_NAME)
-    messages: list[dict[str, Any]] = [
-        {"role": "system", "content": load_prompt(REVISE_SYSTEM_PROMPT_NAME).render()}
-    ]
+    system = load_prompt(REVISE_SYSTEM_PROMPT_NAME).render(tasks=TASK_LIST, formats=FORMAT_LIST)
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
     for example in load_examples(REVISE_EXAMPLES_NAME):
         messages.append({"role": "user", "content": prompt.render(spec=example["spec"], message=example["message"])})
         messages.append({"role": "assistant", "content": json.dumps(example["output"])})
@@ -62,7 +70,8 @@ def revise_spec(
     if not text:
         return not_understood(spec, message)
     parsed = parse_edit(spec, text)
-    unexplained = extract(text).unexplained
+    read = extract(text)
+    unexplained = read.unexplained
     if client is not None and (parsed.is_empty() or unexplained):
         try:
             llm = resolve_client(client)
@@ -74,6 +83,6 @@ def revise_spec(
         if proposal is not None:
             parsed = merge_edits(parsed, ground_edit(spec, proposal, text))
             logger.debug("reviser edit (rules + grounded LLM): %s", parsed.edit)
-    if parsed.is_empty():
-        return not_understood(spec, text)
+    if parsed.is_empty() and not read.notices and not settled_notices(spec, text):
+        return not_understood(spec, text)  # a message that only asks for depth maps gets its notice instead
     return apply_edit(spec, parsed, text)

@@ -129,6 +129,9 @@ class RunHandle:
 
     def on_interrupt(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Publish the approval question, then wait (in the worker thread) for the browser's reply."""
+        from synthloop.agent.summary import format_notices
+        from synthloop.tools.types import Notice
+
         spec = payload["spec"]
         changes = spec_changes(self.last_spec, spec) if self.last_spec else []
         question = (payload.get("questions") or [""])[0]
@@ -140,6 +143,9 @@ class RunHandle:
             text = "The spec is unchanged. Approve it, or tell me what to change."
         else:
             text = "Here is the plan. Approve it, edit the table, or tell me what to change."
+        notices = format_notices(Notice.model_validate(n) for n in payload.get("notices") or [])
+        if notices:  # what the plan does not carry is said before approval, not only shown in the table
+            text = "\n".join([*notices, text])
         self.last_spec = spec
         self.total = int(spec.get("n_images", 0))
         self.add_event("assistant", text, spec=spec, questions=payload.get("questions") or [])

@@ -3,7 +3,7 @@
 
 const TASKS = ["detection", "instance_segmentation", "semantic_segmentation", "captioning",
   "referring_expressions", "scene_graph"];
-const FORMATS = ["coco", "yolo", "hf"];
+const FORMATS = ["coco", "yolo", "voc", "hf"];  // the ExportFormat enum's values, in its order
 const $ = (id) => document.getElementById(id);
 
 const ui = {
@@ -202,7 +202,11 @@ function renderSpec(spec, editable) {
   row("seed", input("seed", spec.seed, "number", { min: 0 }));
   if (spec.defaults_used && spec.defaults_used.length) row("defaults", el("span", { class: "muted",
     text: spec.defaults_used.join("; ") }));
-  if (spec.questions && spec.questions.length) row("question", el("strong", { text: spec.questions[0] }));
+  (spec.notices || []).forEach((n) => row(n.kind === "cannot_deliver" ? "cannot deliver" : "not understood",
+    el("strong", { class: "notice", text: n.reason ? `${n.text} — ${n.reason}` : n.text })));
+  if (spec.questions && spec.questions.length) {
+    row("question", el("strong", { text: questionText(spec.questions[0]) }));
+  }
   const table = el("table", { class: "spec" }, ...rows);
   table.querySelectorAll("input, select, button").forEach((n) => { n.disabled = !editable; });
   $("spec-table").replaceChildren(table);
@@ -210,6 +214,11 @@ function renderSpec(spec, editable) {
   document.querySelector("#spec-panel .actions").hidden = !editable;
   $("spec-state").textContent = editable ? "— waiting for your approval" : "";
   $("spec-panel").hidden = false;
+}
+
+// Questions are {source, text}; spec files written before that hold plain strings.
+function questionText(question) {
+  return typeof question === "string" ? question : question.text;
 }
 
 function objectRow(obj) {
