@@ -176,7 +176,8 @@ def test_llm_paraphrases_are_checked_and_fall_back_to_templates(server: FakeOpen
     server.queue_json({"captions": ["A plate lies beside two red cups.",
                                     "Two red cups, a plate and a fork.",  # a fork the image does not have
                                     "Three red cups and a plate."]})  # wrong count
-    labelled = add_language_labels(layout, annotation, spec, seed=5, llm=_client(server))
+    labelled = add_language_labels(layout, annotation, spec, seed=5, llm=_client(server),
+                                   options=LanguageOptions(paraphrase=True))
     assert len(server.requests) == 1  # one call per image
     body = server.requests[0]["body"]
     assert body["response_format"]["type"] == "json_object" and "captions" in body["response_format"]["schema"][
@@ -185,10 +186,17 @@ def test_llm_paraphrases_are_checked_and_fall_back_to_templates(server: FakeOpen
     assert labelled.caption_sources == ["llm", "template", "template"]
 
 
+def test_paraphrase_is_opt_in(server: FakeOpenAIServer) -> None:
+    layout, annotation, spec = _two_cups_and_a_plate()
+    labelled = add_language_labels(layout, annotation, spec, seed=5, llm=_client(server))
+    assert server.requests == [] and labelled.caption_sources == ["template"] * 3
+
+
 def test_an_unreachable_llm_leaves_the_template_captions(server: FakeOpenAIServer) -> None:
     layout, annotation, spec = _two_cups_and_a_plate()
     server.queue_status(500)
-    labelled = add_language_labels(layout, annotation, spec, seed=2, llm=_client(server))
+    labelled = add_language_labels(layout, annotation, spec, seed=2, llm=_client(server),
+                                   options=LanguageOptions(paraphrase=True))
     assert labelled.captions == template_captions(describe_scene(layout, annotation), spec, seed=2, count=3)
     assert labelled.caption_sources == ["template"] * 3
 

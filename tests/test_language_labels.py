@@ -20,6 +20,9 @@ THINGS = [
 ]
 
 
+MODEL_RELATIONS = LanguageOptions(max_model_relations=8)
+
+
 def _client(server: FakeOpenAIServer) -> LLMClient:
     return LLMClient(server.base_url, model="fake", max_retries=0, max_reasks=0, retry_wait_s=(0.01, 0.01))
 
@@ -65,7 +68,7 @@ def test_functional_relations_from_the_llm_need_the_second_check(server: FakeOpe
         {"index": 1, "holds": True, "confidence": 0.9},
         {"index": 2, "holds": True, "confidence": 0.4},  # not confident enough
     ]})
-    labelled = add_language_labels(layout, annotation, spec, seed=0, llm=_client(server))
+    labelled = add_language_labels(layout, annotation, spec, seed=0, llm=_client(server), options=MODEL_RELATIONS)
     assert len(server.requests) == 2
     checked = server.requests[1]["body"]["messages"][0]["content"]
     assert "1. 0 (person) holding 1 (cup)" in checked and "2. 0 (person) sitting at 2 (table)" in checked
@@ -79,18 +82,24 @@ def test_a_requested_functional_relation_is_kept_only_when_the_model_agrees(serv
     requested = [Relation(subject=0, predicate="holding", object=1, source="layout"),
                  Relation(subject=0, predicate="holding", object=3, source="layout")]
     layout, annotation, spec = scene(THINGS, tasks=[Task.scene_graph], relations=requested)
-    server.queue_json({"relations": []})
     server.queue_json({"verdicts": [{"index": 1, "holds": True, "confidence": 0.8},
                                     {"index": 2, "holds": False, "confidence": 0.9}]})
-    labelled = add_language_labels(layout, annotation, spec, seed=0, llm=_client(server))
+    labelled = add_language_labels(layout, annotation, spec, seed=0, llm=_client(server))  # no proposals asked
+    assert len(server.requests) == 1
     kept = [(r.subject, r.predicate, r.object, r.source, r.score) for r in labelled.relations if r.source != "rule"]
     assert kept == [(0, "holding", 1, "layout", 0.8)]
+
+
+def test_model_relations_are_opt_in(server: FakeOpenAIServer) -> None:
+    layout, annotation, spec = scene(THINGS, tasks=[Task.scene_graph])
+    labelled = add_language_labels(layout, annotation, spec, seed=0, llm=_client(server))
+    assert server.requests == [] and all(r.source == "rule" for r in labelled.relations)
 
 
 def test_a_failing_model_keeps_only_rule_relations(server: FakeOpenAIServer) -> None:
     layout, annotation, spec = scene(THINGS, tasks=[Task.scene_graph])
     server.queue_text("not json at all")
-    labelled = add_language_labels(layout, annotation, spec, seed=0, llm=_client(server))
+    labelled = add_language_labels(layout, annotation, spec, seed=0, llm=_client(server), options=MODEL_RELATIONS)
     assert labelled.relations and all(r.source == "rule" for r in labelled.relations)
     without = add_language_labels(layout, annotation, spec, seed=0)
     assert labelled.relations == without.relations
