@@ -18,10 +18,6 @@ IN_FRONT_OF, BEHIND = "in front of", "behind"
 SPATIAL_PREDICATES: tuple[str, ...] = (
     ON, UNDER, INSIDE, IN_FRONT_OF, BEHIND, LEFT_OF, RIGHT_OF, ABOVE, BELOW, NEAR,
 )  # fmt: skip
-INVERSE_PREDICATE: dict[str, str] = {
-    LEFT_OF: RIGHT_OF, RIGHT_OF: LEFT_OF, ABOVE: BELOW, BELOW: ABOVE, ON: UNDER, UNDER: ON,
-    IN_FRONT_OF: BEHIND, BEHIND: IN_FRONT_OF, NEAR: NEAR,
-}  # fmt: skip
 # How a predicate may be written in a sentence (the first form is the one generators use by default).
 PREDICATE_PHRASES: dict[str, tuple[str, ...]] = {
     LEFT_OF: ("left of", "to the left of"),
