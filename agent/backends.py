@@ -132,13 +132,14 @@ def make_detector_judge(config: DetectorConfig) -> Judge:
 def all_registries() -> dict[str, Registry]:
     """Every tool's registry, in loop order."""
     from synthloop.tools.annotate.registry import ANNOTATORS
+    from synthloop.tools.critic.detectors.registry import DETECTORS
     from synthloop.tools.critic.registry import JUDGES
     from synthloop.tools.export.registry import EXPORTERS
     from synthloop.tools.layout.registry import LAYOUTS
     from synthloop.tools.render.registry import RENDERERS
 
     return {"layout": LAYOUTS, "renderer": RENDERERS, "annotator": ANNOTATORS, "judge": JUDGES,
-            "exporter": EXPORTERS}
+            "detector": DETECTORS, "exporter": EXPORTERS}
 
 
 def with_user_data(config: RunConfig, *, assets: Path | None = None, reference_coco: Path | None = None,
