@@ -82,7 +82,7 @@ def save_owl(directory: Path) -> float:
     import torch
     import transformers as tf
 
-    from synthloop.evals.tiny_detectors import byte_level_vocab
+    from synthloop.evals.random_detectors import byte_level_vocab
 
     torch.manual_seed(0)
     model = tf.Owlv2ForObjectDetection(tf.Owlv2Config(vision_config={"image_size": 960}))

@@ -1,7 +1,7 @@
 """What the detector judge costs on this machine: tiny-model plumbing, and real-size architectures.
 
-- tiny: the test models (`evals/tiny_detectors.py`): build + save, load through the backend by path, `detect`
-  on a 128×96 image, and one `DetectorAgreementJudge.judge` call on a 128² compositor sample;
+- tiny: 2-layer 32-wide models at 64² (the size the tests use): build + save, load through the backend by path,
+  `detect` on a 128×96 image, and one `DetectorAgreementJudge.judge` call on a 128² compositor sample;
 - real size, random weights (no download): OWLv2 base/16 at 960² (`Owlv2Config()` defaults) and Grounding DINO
   with its default Swin-T + BERT-base config, saved and loaded through the backend like a real checkpoint; the
   per-image cost is the weights' size and the input resolution, not their values.
@@ -40,18 +40,45 @@ class Cost:
         return f"{self.wall_ms:7.1f} ms wall / {self.cpu_ms:7.1f} ms CPU"
 
 
+def _tiny_owl(directory: Path, variant: str = "owlv2") -> Path:
+    from synthloop.evals.random_detectors import byte_level_vocab, save_random_owl
+
+    vocab_size = len(byte_level_vocab())
+    tower = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4}
+    text = {**tower, "vocab_size": vocab_size, "max_position_embeddings": 32, "bos_token_id": vocab_size - 2,
+            "eos_token_id": vocab_size - 1, "pad_token_id": vocab_size - 1}
+    config = {"text_config": text, "vision_config": {**tower, "image_size": 64, "patch_size": 16},
+              "projection_dim": 32}
+    return save_random_owl(directory, variant=variant, config=config, image_size=64, max_text_length=32)
+
+
+def _tiny_grounding_dino(directory: Path) -> Path:
+    from transformers import BertConfig, SwinConfig
+
+    from synthloop.evals.random_detectors import GDINO_WORDS, save_random_grounding_dino
+
+    config = {"backbone_config": SwinConfig(window_size=7, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
+                                            image_size=64, out_features=["stage2", "stage3", "stage4"]),
+              "text_config": BertConfig(vocab_size=len(GDINO_WORDS), hidden_size=32, num_hidden_layers=1,
+                                        num_attention_heads=2, intermediate_size=37, max_position_embeddings=64),
+              "d_model": 32, "encoder_layers": 1, "decoder_layers": 2, "encoder_attention_heads": 2,
+              "decoder_attention_heads": 2, "encoder_ffn_dim": 32, "decoder_ffn_dim": 32, "num_queries": 10,
+              "num_feature_levels": 3, "encoder_n_points": 2, "decoder_n_points": 2, "max_text_len": 32,
+              "use_timm_backbone": False}
+    return save_random_grounding_dino(directory, config=config, image_size=64)
+
+
 def tiny(root: Path, repeats: int) -> list[str]:
-    """Plumbing cost of the tiny test models."""
+    """Plumbing cost: the backends' fixed costs around next to no model."""
     from synthloop.evals.defects import clean_items
-    from synthloop.evals.tiny_detectors import tiny_grounding_dino, tiny_owl
     from synthloop.tools.critic.detector import DetectorAgreementJudge
     from synthloop.tools.critic.detectors import load_detector
 
     image = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
     item = clean_items(1, size=128, seed=0)[0]
     lines = []
-    for backend, build in (("owlv2", tiny_owl), ("owlvit", lambda p: tiny_owl(p, variant="owlvit")),
-                           ("grounding_dino", tiny_grounding_dino)):
+    for backend, build in (("owlv2", _tiny_owl), ("owlvit", lambda p: _tiny_owl(p, variant="owlvit")),
+                           ("grounding_dino", _tiny_grounding_dino)):
         start = time.perf_counter()
         path = build(root / backend)
         built = time.perf_counter() - start
@@ -71,7 +98,7 @@ def real_size(root: Path, repeats: int) -> list[str]:
     import torch
     import transformers as tf
 
-    from synthloop.evals.tiny_detectors import GDINO_WORDS, byte_level_vocab
+    from synthloop.evals.random_detectors import GDINO_WORDS, byte_level_vocab
     from synthloop.tools.critic.detectors import load_detector
 
     image = np.random.default_rng(0).integers(0, 255, (512, 512, 3), dtype=np.uint8)

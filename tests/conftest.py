@@ -1,11 +1,15 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures shared by the test modules, and the environment every test runs in."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 from fake_openai_server import FakeOpenAIServer
+
+# Tests never reach the network: Hugging Face libraries load the tiny models built here from local folders only.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture

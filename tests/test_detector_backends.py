@@ -17,7 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from synthloop.evals.tiny_detectors import tiny_grounding_dino, tiny_owl
+from helpers_tiny_detectors import tiny_grounding_dino, tiny_owl
 
 CLASSES = ["cup", "plate", "wine glass"]
 DARKNET_CLASSES = ["cup", "fork", "bowl"]

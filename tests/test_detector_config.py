@@ -67,7 +67,7 @@ def test_an_old_config_file_still_reads_and_builds(tmp_path: Path) -> None:
 def test_a_configured_detector_judges_last(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from synthloop.evals.tiny_detectors import tiny_owl
+    from helpers_tiny_detectors import tiny_owl
 
     model = tiny_owl(tmp_path / "owl")
     config = RunConfig(detector=DetectorConfig(backend="owlv2", model=str(model), device="cpu", max_edits=50))
