@@ -23,7 +23,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from synthloop.tools.annotate.language.vocabulary import (
-    COCO_CLASSES,
     COLOUR_WORDS,
     GENERIC_NOUNS,
     MATERIAL_WORDS,
@@ -33,6 +32,7 @@ from synthloop.tools.annotate.language.vocabulary import (
     TONE_WORDS,
     plural,
 )
+from synthloop.tools.class_names import COCO_CLASSES
 
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9\-']*|[.,;:!?()|\"]")
 _DETERMINERS = frozenset(
