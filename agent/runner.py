@@ -25,9 +25,11 @@ from synthloop.agent.backends import (
     check_compatible,
     make_annotator,
     make_judges,
+    make_language_llm,
     make_pairwise_judge,
     make_renderer,
     make_sampler,
+    make_vlm_client,
 )
 from synthloop.agent.config import RunConfig
 from synthloop.agent.deps import Deps, Planner, ProgressCallback, Reviser
@@ -41,6 +43,7 @@ from synthloop.tools.types import TaskSpec
 
 RUN_FILE = ".work/run.json"
 CHECKPOINT_FILE = ".work/checkpoints.sqlite"
+CHECKPOINTS_KEPT = 2  # per thread: the latest (what resume reads) and the one before it
 InterruptHandler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
@@ -91,8 +94,8 @@ def build_deps(
     executor: ThreadPoolExecutor,
     reviser: Reviser | None = None,
 ) -> Deps:
-    """Load the configured backends and check that they fit together (before anything runs); rebuild the
-    stateful judges from the samples already kept (resume)."""
+    """Load the configured backends and check that they fit together, before anything runs (the stateful
+    judges learn the samples already kept in `_drive`, from what the checkpoint says)."""
     duplicates = DuplicateIndex()
     renderer, annotator = make_renderer(config.renderer), make_annotator(config.annotator)
     check_compatible(renderer, annotator)
@@ -103,6 +106,7 @@ def build_deps(
         auto_approve=auto_approve, progress=progress, reviser=reviser,
         pairwise=make_pairwise_judge(config, duplicates)
         if config.best_of_n > 1 or config.rank_matches_per_sample > 0 else None,
+        llm_client=make_language_llm(config), vlm_client=make_vlm_client(config.vlm) if config.vlm else None,
     )
     return deps
 
@@ -130,6 +134,25 @@ def _in_flight(checkpoint: StateSnapshot) -> list[dict[str, Any]]:
     return list(batch)
 
 
+def prune_checkpoints(saver: SqliteSaver, thread_id: str, keep: int = CHECKPOINTS_KEPT) -> None:
+    """Delete all but the `keep` newest checkpoints of the run's thread, with their pending writes, so the
+    SQLite file stops growing with every step (freed pages are reused). Resume reads only the newest
+    checkpoint and its pending writes (`SqliteSaver.get_tuple`: the highest checkpoint_id, and the `writes`
+    rows under that id), and the graph never walks back through parents: nothing it reads is removed."""
+    with saver.cursor() as cursor:  # the saver's own lock and transaction
+        namespaces = cursor.execute("SELECT DISTINCT checkpoint_ns FROM checkpoints WHERE thread_id = ?",
+                                    (thread_id,)).fetchall()
+        for (namespace,) in namespaces:
+            row = cursor.execute(
+                "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? "
+                "ORDER BY checkpoint_id DESC LIMIT 1 OFFSET ?", (thread_id, namespace, keep - 1)).fetchone()
+            if row is None:
+                continue
+            for table in ("writes", "checkpoints"):
+                cursor.execute(f"DELETE FROM {table} WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id < ?",
+                               (thread_id, namespace, row[0]))
+
+
 def _drive(
     out_dir: Path,
     thread_id: str,
@@ -143,7 +166,8 @@ def _drive(
     started = time.perf_counter()
     graph_config = {"configurable": {"thread_id": thread_id}, "recursion_limit": 1_000_000}
     with closing(sqlite3.connect(out_dir / CHECKPOINT_FILE, check_same_thread=False)) as connection:
-        graph = build_graph(SqliteSaver(connection))
+        saver = SqliteSaver(connection)
+        graph = build_graph(saver)
         value = first_input
         if first_input is None:
             try:
@@ -162,6 +186,7 @@ def _drive(
             for chunk in graph.stream(value, graph_config, context=deps, stream_mode="updates", durability="sync"):
                 if "__interrupt__" in chunk:
                     pending = chunk["__interrupt__"][0].value
+                prune_checkpoints(saver, thread_id)
             if pending is None:
                 break
             if on_interrupt is None:

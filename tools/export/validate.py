@@ -35,6 +35,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pydantic import ValidationError
 
+from synthloop.tools.export.records import iter_jsonl
 from synthloop.tools.export.validate_tasks import check_captions, check_refs, check_scene_graphs, check_semantic
 from synthloop.tools.export.validate_voc import check_voc
 from synthloop.tools.types import ExportFormat, Sample, Task, TaskSpec
@@ -187,13 +188,14 @@ def _check_manifest(out_dir: Path, image_ids: set[str], n_images: int, defects: 
         defects.append("manifest.jsonl: missing")
         return
     ids: list[str] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            ids.append(Sample.model_validate_json(line).id)
-        except ValidationError as exc:
-            defects.append(f"manifest.jsonl: line {number} is not a valid Sample ({_first_line(exc)})")
+    with open(path, encoding="utf-8") as lines:  # line by line: the manifest holds every sample's annotations
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                ids.append(Sample.model_validate_json(line).id)
+            except ValidationError as exc:
+                defects.append(f"manifest.jsonl: line {number} is not a valid Sample ({_first_line(exc)})")
     if len(ids) != n_images:
         defects.append(f"manifest.jsonl: {len(ids)} lines but the COCO files hold {n_images} images")
     missing, extra = sorted(image_ids - set(ids)), sorted(set(ids) - image_ids)
@@ -305,20 +307,21 @@ def _check_hf(out_dir: Path, cocos: dict[str, COCO], semantic: bool, defects: li
             if n_images:
                 defects.append(f"{rel}: missing")
             continue
+        n_rows = 0
         try:
-            rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+            for row in iter_jsonl(path):  # row by row: each row holds the image's RLE masks
+                n_rows += 1
+                name = row.get("file_name") if isinstance(row, dict) else None
+                if not name or not (path.parent / name).is_file():
+                    defects.append(f"{rel}: row for {name} names no image file")
+                label_map = row.get("semantic_file_name") if isinstance(row, dict) else None
+                if semantic and (not label_map or not (path.parent / label_map).is_file()):
+                    defects.append(f"{rel}: row for {name} names no semantic map file ({label_map})")
         except json.JSONDecodeError as exc:
             defects.append(f"{rel}: unreadable JSON line ({_first_line(exc)})")
             continue
-        if len(rows) != n_images:
-            defects.append(f"{rel}: {len(rows)} rows but COCO has {n_images} images")
-        for row in rows:
-            name = row.get("file_name") if isinstance(row, dict) else None
-            if not name or not (path.parent / name).is_file():
-                defects.append(f"{rel}: row for {name} names no image file")
-            label_map = row.get("semantic_file_name") if isinstance(row, dict) else None
-            if semantic and (not label_map or not (path.parent / label_map).is_file()):
-                defects.append(f"{rel}: row for {name} names no semantic map file ({label_map})")
+        if n_rows != n_images:
+            defects.append(f"{rel}: {n_rows} rows but COCO has {n_images} images")
 
 
 def _check_tasks(out_dir: Path, spec: TaskSpec, cocos: dict[str, COCO], defects: list[str]) -> None:
