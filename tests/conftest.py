@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from fake_openai_server import FakeOpenAIServer
+from fault_proxy import FaultProxy
 
 # Tests never reach the network: Hugging Face libraries load the tiny models built here from local folders only.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -17,3 +18,19 @@ def server() -> Iterator[FakeOpenAIServer]:
     """A scripted OpenAI-compatible server on 127.0.0.1 (see tests/fake_openai_server.py), stopped afterwards."""
     with FakeOpenAIServer() as fake:
         yield fake
+
+
+@pytest.fixture
+def fault_proxy() -> Iterator[Callable[..., FaultProxy]]:
+    """Start a fault-injecting proxy in front of an endpoint: `fault_proxy(upstream_url, rate=0.25, seed=1, ...)`
+    (see tests/fault_proxy.py); every proxy started is stopped afterwards."""
+    started: list[FaultProxy] = []
+
+    def start(upstream: str, **options: object) -> FaultProxy:
+        proxy = FaultProxy(upstream, **options).start()  # type: ignore[arg-type]
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.stop()

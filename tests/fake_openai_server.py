@@ -9,7 +9,8 @@ Queue what `/v1/chat/completions` should answer, in order, then point a client a
         assert len(server.requests) == 2
 
 Every request body is recorded in `server.requests`. When the queue is empty the server answers 500 with
-"no scripted response", so an unexpected extra request shows up as a failure, never as a hang.
+"no scripted response", so an unexpected extra request shows up as a failure, never as a hang; unless it was
+made with a `responder` (request body → assistant text), which then answers every unscripted request.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -31,6 +33,7 @@ class ScriptedResponse:
     status: int
     body: dict[str, Any]
     delay_s: float = 0.0
+    headers: dict[str, str] | None = None
 
 
 def completion_body(content: str, *, finish_reason: str = "stop", model: str = "fake-model") -> dict[str, Any]:
@@ -54,7 +57,8 @@ def completion_body(content: str, *, finish_reason: str = "stop", model: str = "
 class FakeOpenAIServer:
     """Threaded HTTP server answering queued responses; a context manager."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, responder: Callable[[dict[str, Any]], str] | None = None) -> None:
+        self._responder = responder
         self._queue: deque[ScriptedResponse] = deque()
         self._lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
@@ -72,19 +76,22 @@ class FakeOpenAIServer:
         """Answer the next request with this value serialised as the assistant's JSON text."""
         self.queue_text(json.dumps(value), delay_s=delay_s)
 
-    def queue_status(self, status: int, message: str = "scripted error", *, delay_s: float = 0.0) -> None:
-        """Answer the next request with an error status and an OpenAI-style error body."""
+    def queue_status(self, status: int, message: str = "scripted error", *, delay_s: float = 0.0,
+                     headers: dict[str, str] | None = None) -> None:
+        """Answer the next request with an error status, an OpenAI-style error body and extra `headers`."""
         body = {"error": {"message": message, "type": "scripted", "code": status}}
-        self._push(ScriptedResponse(status, body, delay_s))
+        self._push(ScriptedResponse(status, body, delay_s, headers))
 
     def _push(self, response: ScriptedResponse) -> None:
         with self._lock:
             self._queue.append(response)
 
-    def _pop(self) -> ScriptedResponse:
+    def _pop(self, request: dict[str, Any]) -> ScriptedResponse:
         with self._lock:
             if self._queue:
                 return self._queue.popleft()
+        if self._responder is not None:
+            return ScriptedResponse(200, completion_body(self._responder(request)))
         return ScriptedResponse(500, {"error": {"message": "no scripted response", "type": "fake"}})
 
     @property
@@ -114,11 +121,13 @@ class FakeOpenAIServer:
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
 
-            def _send(self, status: int, body: dict[str, Any]) -> None:
+            def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
                 self.end_headers()
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # client gave up (timeout)
                     self.wfile.write(data)
@@ -143,10 +152,10 @@ class FakeOpenAIServer:
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                     return
-                response = server._pop()
+                response = server._pop(body)
                 if response.delay_s:
                     time.sleep(response.delay_s)
-                self._send(response.status, response.body)
+                self._send(response.status, response.body, response.headers)
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
         self._httpd.daemon_threads = True

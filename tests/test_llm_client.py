@@ -194,3 +194,94 @@ def test_client_from_config_uses_configured_endpoint(server: FakeOpenAIServer, m
 def test_invalid_structured_output_mode() -> None:
     with pytest.raises(ValueError, match="structured_output"):
         LLMClient("http://127.0.0.1:1/v1", model="m", structured_output="xml")
+
+
+# --- malformed answers, Retry-After, timeouts -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["malformed", "truncated", "cut_json", "empty"])
+def test_a_malformed_200_is_retried(server: FakeOpenAIServer, fault_proxy, fault: str) -> None:
+    """A 200 whose body is not a chat completion (not JSON, cut short, `{}`) is retried like a 5xx; before, it
+    surfaced as a raw JSONDecodeError (or, for `{}`, as an empty answer)."""
+    server.queue_json({"name": "rex", "legs": 4})
+    server.queue_json({"name": "rex", "legs": 4})
+    proxy = fault_proxy(server.base_url, rate=0.0, script=[fault])
+    client = make_client(proxy.base_url)
+    assert client.complete_json(MESSAGES, Pet, max_tokens=20) == Pet(name="rex", legs=4)
+    assert client.last_stats.attempts == 2 and proxy.injected[fault] == 1
+
+
+def test_malformed_answers_that_persist_are_one_clear_error(server: FakeOpenAIServer, fault_proxy) -> None:
+    proxy = fault_proxy(server.base_url, rate=1.0, kinds=("malformed",))
+    client = make_client(proxy.base_url, max_retries=2)
+    with pytest.raises(LLMUnavailableError, match=r"malformed body after 3 attempts") as info:
+        client.complete_text(MESSAGES, max_tokens=5)
+    assert proxy.base_url in str(info.value) and "\n" not in str(info.value)
+    assert client.last_stats.attempts == 3
+
+
+@pytest.mark.parametrize(("header", "value", "expected"), [
+    ("Retry-After", "1", 1.0),
+    ("retry-after-ms", "700", 0.7),
+    ("Retry-After", "3600", 0.5),  # capped at max_retry_after_s
+])
+def test_retry_after_sets_the_wait(server: FakeOpenAIServer, header: str, value: str, expected: float) -> None:
+    server.queue_status(429, headers={header: value})
+    server.queue_json({"name": "rex", "legs": 4})
+    client = make_client(server.base_url, max_retry_after_s=0.5 if value == "3600" else 30.0)
+    assert client.complete_json(MESSAGES, Pet, max_tokens=20).legs == 4
+    assert client.last_stats.waits == [pytest.approx(expected)]  # not the 0.01 s backoff
+
+
+def test_retry_after_as_an_http_date(server: FakeOpenAIServer) -> None:
+    import email.utils
+
+    server.queue_status(503, headers={"Retry-After": email.utils.formatdate(time.time() + 2, usegmt=True)})
+    server.queue_json({"name": "rex", "legs": 4})
+    client = make_client(server.base_url)
+    assert client.complete_json(MESSAGES, Pet, max_tokens=20).legs == 4
+    (wait,) = client.last_stats.waits
+    assert 0.05 < wait <= 2.0  # the date's whole seconds, not the backoff (at most 0.05 s here)
+
+
+def test_retry_after_parsing() -> None:
+    from synthloop.tools.llm.client import retry_after_seconds
+
+    now = 1_700_000_000.0
+    assert retry_after_seconds({"retry-after": "2.5"}, now=now) == 2.5
+    assert retry_after_seconds({"retry-after": "-3"}, now=now) == 0.0
+    assert retry_after_seconds({"retry-after-ms": "1500", "retry-after": "9"}, now=now) == 1.5
+    assert retry_after_seconds({"retry-after": "Tue, 14 Nov 2023 22:13:30 GMT"}, now=now) == pytest.approx(10.0)
+    assert retry_after_seconds({"retry-after": "Tue, 14 Nov 2023 22:13:00 GMT"}, now=now) == 0.0  # in the past
+    for unreadable in ({"retry-after": "soon"}, {"retry-after": ""}, {}, None):
+        assert retry_after_seconds(unreadable, now=now) is None
+
+
+def test_a_hanging_endpoint_is_bounded_by_max_call_s(server: FakeOpenAIServer) -> None:
+    """Answers a minute late, a hundred retries allowed: `max_call_s` ends the call after a few attempts, not
+    after 101 (counted, not timed)."""
+    for _ in range(20):
+        server.queue_json({"name": "slow", "legs": 4}, delay_s=60.0)
+    client = make_client(server.base_url, timeout_s=0.3, max_retries=100, max_call_s=1.0)
+    with pytest.raises(LLMUnavailableError, match=r"did not answer within 0\.3 s"):
+        client.complete_text(MESSAGES, max_tokens=5)
+    assert 1 <= client.last_stats.attempts <= 5
+
+
+def test_config_timeouts_reach_the_http_client() -> None:
+    config = LLMConfig(base_url="http://127.0.0.1:1/v1", connect_timeout_s=2.0, timeout_s=40.0, max_call_s=90.0)
+    client = client_from_config(config)
+    timeout = client._client.timeout
+    assert (timeout.connect, timeout.read) == (2.0, 40.0)
+    assert (client.connect_timeout_s, client.max_call_s, client.max_retry_after_s) == (2.0, 90.0, 30.0)
+    defaults = client_from_config(LLMConfig(base_url="http://127.0.0.1:1/v1"))
+    assert defaults.connect_timeout_s <= 5.0 and defaults.max_call_s <= 120.0  # a dead host fails in seconds
+
+
+def test_a_dead_endpoint_fails_in_a_few_attempts_with_the_default_settings() -> None:
+    """Connection refused, default retries: four attempts and one error naming the endpoint (counted, not timed)."""
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    client = client_from_config(LLMConfig(base_url=url))
+    with pytest.raises(LLMUnavailableError, match="cannot reach LLM endpoint") as info:
+        client.complete_text(MESSAGES, max_tokens=5)
+    assert client.last_stats.attempts == 4 and "\n" not in str(info.value) and url in str(info.value)

@@ -98,10 +98,11 @@ class LLMSettings(Protocol):
 
 @dataclass
 class CallStats:
-    """What the last `complete_*` call cost: HTTP attempts, re-asks, wall time, token usage."""
+    """What the last `complete_*` call cost: HTTP attempts, re-asks, waits between attempts, wall time, tokens."""
 
     attempts: int = 0
     reasks: int = 0
+    waits: list[float] = field(default_factory=list)
     seconds: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -429,11 +430,17 @@ class LLMClient:
             upcoming = getattr(state, "upcoming_sleep", 0.0) or 0.0
             return self.max_call_s is not None and time.monotonic() - started + upcoming >= self.max_call_s
 
+        log_retry = before_sleep_log(logger, logging.WARNING)
+
+        def before_sleep(state: RetryCallState) -> None:
+            self.last_stats.waits.append(state.next_action.sleep if state.next_action is not None else 0.0)
+            log_retry(state)
+
         retrying = Retrying(
             stop=stop,
             wait=wait,
             retry=retry_if_exception(_is_retryable),
-            before_sleep=before_sleep_log(logger, logging.WARNING),
+            before_sleep=before_sleep,
             reraise=True,
         )
         try:
