@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from contracts import AnnotatorContract
 from pydantic import BaseModel, ConfigDict
 
 from synthloop.agent.config import ConfigError, RunConfig, load_config
@@ -174,3 +175,41 @@ def test_the_composed_annotator_reads_from_a_run_config(tmp_path: Path, scripted
         load_config(file)
     with pytest.raises(BackendError, match=r"^annotator detector: detector model path does not exist"):
         ANNOTATORS.build({"backend": "detector", "detector": {"backend": "owlv2", "model": str(tmp_path / "none")}})
+
+
+class TestTinyOwlSamAnnotatorContract(AnnotatorContract):
+    """SAM composed with a detector (tiny random OWLv2 and SAM) keeps the annotator contract: valid labels."""
+
+    exact_masks = False
+    registry_name = "sam"
+    seeds = range(2)
+
+    @pytest.fixture(autouse=True, scope="class")
+    @classmethod
+    def _tiny_models(cls, tmp_path_factory: pytest.TempPathFactory) -> None:
+        pytest.importorskip("transformers")
+        from helpers_tiny_detectors import tiny_owl
+        from synthloop.evals.tiny_sam import tiny_sam
+
+        root = tmp_path_factory.mktemp("sam-owl")
+        cls.options = {"model": str(tiny_sam(root / "sam")), "device": "cpu", "detector_min_score": 0.0,
+                       "detector": {"backend": "owlv2", "model": str(tiny_owl(root / "owl")), "device": "cpu"}}
+        cls.backend = ANNOTATORS.build({"backend": "sam", **cls.options})
+
+
+class TestTinyOwlDetectorAnnotatorContract(AnnotatorContract):
+    """The detector annotator (boxes only) over a tiny random OWLv2 keeps the annotator contract."""
+
+    exact_masks = False
+    registry_name = "detector"
+    seeds = range(3)
+
+    @pytest.fixture(autouse=True, scope="class")
+    @classmethod
+    def _tiny_model(cls, tmp_path_factory: pytest.TempPathFactory) -> None:
+        pytest.importorskip("transformers")
+        from helpers_tiny_detectors import tiny_owl
+
+        owl = tiny_owl(tmp_path_factory.mktemp("owl") / "owl")
+        cls.options = {"detector": {"backend": "owlv2", "model": str(owl), "device": "cpu"}, "min_score": 0.0}
+        cls.backend = ANNOTATORS.build({"backend": "detector", **cls.options})

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from contracts import JudgeContract
 
 from synthloop.tools.annotate.certificate import agreement, certify, layout_iou, render_mask_evidence
 from synthloop.tools.annotate.exact import ExactAnnotator
@@ -124,3 +125,7 @@ def test_a_certificate_reaches_the_coco_annotation() -> None:
     first, second = coco["annotations"]
     assert first["certificate"] == {"sources": {"layout": 0.9, "sam_iou": 0.9}, "agreement": 0.9}
     assert "certificate" not in second
+
+
+class TestCertificateJudgeContract(JudgeContract):
+    backend = CertificateJudge()
