@@ -69,8 +69,11 @@ class CopyPasteOptions(BaseModel):
     backgrounds_dir: str | None = Field(default=None, description="Background photographs to crop from.")
     background_photos: bool = Field(default=True, description="Use photographs installed locally (Tux Paint "
                                                               "templates, scikit-learn / scikit-image samples).")
-    procedural_background_share: float = Field(default=0.25, ge=0.0, le=1.0,
+    procedural_background_share: float = Field(default=0.4, ge=0.0, le=1.0,
                                                description="Share of images on procedural backgrounds.")
+    background_defocus: float = Field(default=4.0, ge=0.0, le=20.0,
+                                      description="Largest background blur (Gaussian sigma in px at 512 px), as "
+                                                  "in a photograph focused on the objects.")
     blending: Literal["alpha", "feather", "poisson", "mixed"] = Field(
         default="feather", description="Edge blending: hard alpha, feathered alpha, Poisson (OpenCV seamless "
                                        "cloning) or a mix of feather and Poisson.")
@@ -108,7 +111,8 @@ class CopyPasteRenderer(BaseRenderer):
     def __init__(self, assets_dir: str | None = None, reference_coco: str | None = None,
                  reference_images: str | None = None, sources: list[str] | None = None,
                  use_drawings: str = "when_no_photos", backgrounds_dir: str | None = None,
-                 background_photos: bool = True, procedural_background_share: float = 0.25,
+                 background_photos: bool = True, procedural_background_share: float = 0.4,
+                 background_defocus: float = 4.0,
                  blending: str = "feather", feather: float = 0.8, shadow: float = 0.3, distractors: bool = True,
                  max_rotation: float = 12.0, hue_shift: float = 0.03, few_exemplars: int = 5,
                  cache_dir: str | None = None) -> None:
@@ -116,7 +120,8 @@ class CopyPasteRenderer(BaseRenderer):
             assets_dir=assets_dir, reference_coco=reference_coco, reference_images=reference_images,
             sources=list(sources) if sources is not None else list(SOURCES), use_drawings=use_drawings,
             backgrounds_dir=backgrounds_dir, background_photos=background_photos,
-            procedural_background_share=procedural_background_share, blending=blending, feather=feather,
+            procedural_background_share=procedural_background_share, background_defocus=background_defocus,
+            blending=blending, feather=feather,
             shadow=shadow, distractors=distractors, max_rotation=max_rotation, hue_shift=hue_shift,
             few_exemplars=few_exemplars, cache_dir=cache_dir)
         if (reference_coco is None) != (reference_images is None):
@@ -172,7 +177,9 @@ class CopyPasteRenderer(BaseRenderer):
         photo = None
         if plan.photos and (self.options.backgrounds_dir or rng.random() >= self.options.procedural_background_share):
             photo = plan.photos[int(rng.integers(len(plan.photos)))]
-        canvas = render_background(photo, width, height, rng, aerial=plan.effects.aerial).astype(np.float32)
+        defocus = self.options.background_defocus * profile.defocus * min(width, height) / 512
+        canvas = render_background(photo, width, height, rng, aerial=plan.effects.aerial,
+                                   defocus=defocus).astype(np.float32)
         instance_map = np.zeros((height, width), dtype=np.int32)
 
         distractor_ids = self._distractors(canvas, plan, profile.distractors, rng)

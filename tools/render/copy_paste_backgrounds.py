@@ -99,9 +99,10 @@ def _load(path: str) -> np.ndarray:
 
 
 def render_background(photo: BackgroundPhoto | None, width: int, height: int, rng: np.random.Generator,
-                      aerial: bool = False) -> np.ndarray:
-    """A width×height RGB background: a random crop (flipped, rotated for aerial views, colour-jittered) of
-    `photo`, or a procedural one when `photo` is None or unreadable."""
+                      aerial: bool = False, defocus: float = 0.0) -> np.ndarray:
+    """A width×height RGB background: a random crop (flipped, rotated for aerial views, colour-jittered and,
+    with `defocus` > 0, blurred by a Gaussian of up to that many pixels, like a photograph focused on the
+    objects) of `photo`, or a procedural one when `photo` is None or unreadable."""
     if photo is None:
         return np.array(procedural_background(width, height, rng))
     try:
@@ -128,4 +129,7 @@ def render_background(photo: BackgroundPhoto | None, width: int, height: int, rn
     contrast = rng.uniform(0.8, 1.05)
     levels = (np.arange(256, dtype=np.float64) - 128.0) * contrast + 128.0
     lut = np.clip(levels[:, None] * gain[None, :], 0, 255).astype(np.uint8).reshape(256, 1, 3)
-    return cv2.LUT(np.ascontiguousarray(out), lut)
+    out = cv2.LUT(np.ascontiguousarray(out), lut)
+    if defocus > 0:
+        out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.5, 1.0)) * defocus)
+    return out

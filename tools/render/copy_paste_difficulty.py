@@ -1,8 +1,9 @@
 """Difficulty for the copy_paste renderer: what easy / medium / hard change in a scene, and a measured score.
 
 The spec's difficulty sets scene properties (distractors, blur, lighting, object fill of its box, chance of
-being pushed across the border); the score measures what came out, per object and per image, in [0, 1]:
-small objects, occlusion, truncation, blur, low contrast with the surroundings and clutter all raise it.
+being pushed across the border, how sharp the background is); the score measures what came out, per object
+and per image, in [0, 1]: small objects, occlusion, truncation, blur, low contrast with the surroundings and
+clutter all raise it.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ class SceneDifficulty:
     light: tuple[float, float]  # global brightness factor
     fill: tuple[float, float]  # how much of its box an object fills (longer fitting side)
     truncation_probability: float  # chance that an object at the border is pushed partly outside
+    defocus: float  # scales the renderer's background blur: sharp, busy backgrounds are harder
 
 
 PROFILES: dict[Difficulty, SceneDifficulty] = {
-    Difficulty.easy: SceneDifficulty((0, 1), 0.0, (0.0, 0.0), (0.0, 1.5), (0.95, 1.1), (0.92, 1.0), 0.0),
-    Difficulty.medium: SceneDifficulty((1, 3), 0.2, (0.5, 1.0), (0.0, 3.0), (0.8, 1.1), (0.85, 1.0), 0.15),
-    Difficulty.hard: SceneDifficulty((3, 7), 0.5, (0.8, 1.6), (2.0, 5.0), (0.6, 1.05), (0.7, 0.95), 0.35),
+    Difficulty.easy: SceneDifficulty((0, 1), 0.0, (0.0, 0.0), (0.0, 1.5), (0.95, 1.1), (0.92, 1.0), 0.0, 1.25),
+    Difficulty.medium: SceneDifficulty((1, 3), 0.2, (0.5, 1.0), (0.0, 3.0), (0.8, 1.1), (0.85, 1.0), 0.15, 1.0),
+    Difficulty.hard: SceneDifficulty((3, 7), 0.5, (0.8, 1.6), (2.0, 5.0), (0.6, 1.05), (0.7, 0.95), 0.35, 0.4),
 }
 
 
