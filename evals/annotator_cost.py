@@ -78,19 +78,11 @@ def save_sam(directory: Path, architecture: str) -> float:
 
 
 def save_owl(directory: Path) -> float:
-    """A random-weight OWLv2 base/16 at 960² saved with its processor; returns M params."""
-    import torch
-    import transformers as tf
+    """A random-weight OWLv2 base/16 at 960² saved with its processor; returns M params (float32 on disk)."""
+    from synthloop.evals.random_detectors import save_random_owl
 
-    from synthloop.evals.random_detectors import byte_level_vocab
-
-    torch.manual_seed(0)
-    model = tf.Owlv2ForObjectDetection(tf.Owlv2Config(vision_config={"image_size": 960}))
-    params = sum(p.numel() for p in model.parameters()) / 1e6
-    model.save_pretrained(directory)
-    tokenizer = tf.CLIPTokenizer(vocab=byte_level_vocab(), merges=[], model_max_length=16)
-    tf.Owlv2Processor(image_processor=tf.Owlv2ImageProcessor(), tokenizer=tokenizer).save_pretrained(directory)
-    return params
+    save_random_owl(directory, config={"vision_config": {"image_size": 960}})
+    return sum(f.stat().st_size for f in directory.glob("*.safetensors")) / 4e6
 
 
 def requests(n: int, size: int, difficulty: str) -> list[Any]:
