@@ -101,6 +101,16 @@ def make_vlm_client(config: VLMConfig) -> LLMClient:
     return LLMClient.from_settings(config)
 
 
+def make_language_llm(config: RunConfig) -> LLMClient | None:
+    """The LLM for language labels (caption paraphrases, proposed relations), only when the config asks for
+    them: every caption and relation is checked against the layout, so it is optional."""
+    if not (config.language.paraphrase or config.language.max_model_relations):
+        return None
+    from synthloop.tools.llm.local_server import client_from_config
+
+    return client_from_config(config.llm)
+
+
 def make_pairwise_judge(config: RunConfig, duplicates: DuplicateIndex) -> PairwiseJudge:
     """The judge that picks best-of-n winners: the VLM when configured, else the rule-score heuristic."""
     if config.vlm is not None:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from synthloop.tools.annotate.language.labels import LanguageOptions
 from synthloop.tools.backend import BackendBlock, BackendError, Registry
 from synthloop.tools.critic.ensemble import EnsembleConfig
 
@@ -167,6 +168,9 @@ class RunConfig(BaseModel):
     rank_matches_per_sample: int = Field(
         default=0, ge=0, le=20, description="Before export, rate kept samples by a pairwise tournament "
                                             "(Bradley–Terry, in manifest `rating` and ratings.json); 0 = off.")
+    language: LanguageOptions = Field(
+        default_factory=LanguageOptions, description="Captions, referring expressions and scene-graph relations "
+                                                     "(made when the spec asks for them).")
 
 
 def load_config(path: str | Path | None) -> RunConfig:
@@ -183,7 +187,9 @@ def load_config(path: str | Path | None) -> RunConfig:
             text = file.read_text(encoding="utf-8")
             data = (json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)) or {}
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config {file}: {exc}") from exc
+            raise ConfigError(f"cannot read config {file}: {' '.join(str(exc).split())}") from exc
+        except RecursionError as exc:
+            raise ConfigError(f"config {file} is nested too deeply to be a config") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"config {file} must hold a mapping, not {type(data).__name__}")
     llm = dict(data.get("llm") or {})

@@ -22,6 +22,7 @@ from synthloop.tools.critic.base import Judge
 from synthloop.tools.critic.duplicates import DuplicateIndex
 from synthloop.tools.critic.pairwise import PairwiseJudge
 from synthloop.tools.layout.base import LayoutSampler
+from synthloop.tools.llm.client import LLMClient
 from synthloop.tools.render.base import Renderer, RenderResult
 from synthloop.tools.types import TaskSpec
 
@@ -69,6 +70,10 @@ class Deps:
     progress: ProgressCallback | None = None
     timers: Timers = field(default_factory=Timers)
     pairwise: PairwiseJudge | None = None  # picks best-of-n winners
+    # Language labels: the LLM paraphrases captions / proposes relations (when the config turns that on), the
+    # VLM captions and checks relations (when one is configured). Both optional.
+    llm_client: LLMClient | None = None
+    vlm_client: LLMClient | None = None
     # Renders of the batch in flight, by sample id. Lost on a crash; nodes re-render (deterministic) then.
     scratch: dict[str, RenderResult] = field(default_factory=dict)
     candidates: dict[str, list[RenderResult]] = field(default_factory=dict)  # best-of-n renders, by sample id

@@ -29,6 +29,7 @@ from synthloop.agent.store import (
     write_kept,
 )
 from synthloop.tools.annotate.base import AnnotateRequest
+from synthloop.tools.annotate.language import add_language_labels
 from synthloop.tools.critic.base import JudgeInput
 from synthloop.tools.critic.best_of_n import pairwise_compare, pick_best
 from synthloop.tools.critic.duplicates import perceptual_hash, pixel_sha256
@@ -39,7 +40,9 @@ from synthloop.tools.export.records import export_all, write_spec
 from synthloop.tools.io import atomic_write_json, atomic_write_png
 from synthloop.tools.render.base import RenderRequest, RenderResult
 from synthloop.tools.seeding import derive_seed, split_for_index
-from synthloop.tools.types import Decision, Layout, Sample, TaskSpec, Verdict
+from synthloop.tools.types import Annotation, Decision, Layout, Sample, Task, TaskSpec, Verdict
+
+LANGUAGE_TASKS = {Task.captioning, Task.referring_expressions, Task.scene_graph}
 
 
 def _deps(runtime: Runtime[Deps] | None) -> Deps:
@@ -253,6 +256,14 @@ def _renders_for(deps: Deps, spec: TaskSpec, samples: list[Sample]) -> list[Rend
     return [deps.scratch[s.id] for s in samples]
 
 
+def _with_language(deps: Deps, spec: TaskSpec, sample: Sample, annotation: Annotation,
+                   image: np.ndarray) -> Annotation:
+    """The annotation with the captions, referring expressions and scene-graph relations the spec asks for,
+    made from what is visible (seeded by the sample; see tools/annotate/language)."""
+    return add_language_labels(sample.layout, annotation, spec, seed=sample.seed, image=image,
+                               llm=deps.llm_client, vlm=deps.vlm_client, options=deps.config.language)
+
+
 def annotate(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     """Annotate every sample of the batch."""
     deps = _deps(runtime)
@@ -262,6 +273,10 @@ def annotate(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     with deps.timers.phase("annotate"):
         annotations = deps.engine.annotate([AnnotateRequest(s.layout, r, spec)
                                             for s, r in zip(samples, renders, strict=True)])
+    if LANGUAGE_TASKS & set(spec.tasks):
+        with deps.timers.phase("language"):
+            annotations = deps.engine.map(lambda job: _with_language(deps, spec, *job),
+                                          zip(samples, annotations, (r.image for r in renders), strict=True))
     batch = [
         s.model_copy(update={"annotation": a, "backend": {**s.backend, "annotator": deps.annotator.id}})
         .model_dump(mode="json")
@@ -301,6 +316,9 @@ def select(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
                               reasons=[f"candidate {k} of {n} won {wins} of {len(matches)} comparisons"],
                               scores={"candidate": float(k), "wins": float(wins), "matches": float(len(matches))})
             chosen = items[winner].sample.model_copy(update={"verdicts": [verdict]})
+            if k != 0 and LANGUAGE_TASKS & set(spec.tasks) and chosen.annotation is not None:
+                chosen = chosen.model_copy(update={"annotation": _with_language(
+                    deps, spec, chosen, chosen.annotation, renders[k].image)})
         if k != 0:
             atomic_write_png(deps.out_dir / sample.image_path, renders[k].image,
                              compress_level=deps.config.png_compress_level)
@@ -342,6 +360,8 @@ def _repair_in_place(deps: Deps, spec: TaskSpec, sample: Sample, image: np.ndarr
         annotation = drop_instances(sample.annotation, action.instances)
     except ValueError:
         return None
+    if LANGUAGE_TASKS & set(spec.tasks):  # captions count, and expressions single out, what is left
+        annotation = _with_language(deps, spec, sample, annotation, image)
     repaired = sample.model_copy(update={"annotation": annotation, "repairs": [*sample.repairs, action.describe()]})
     return _judge(deps, spec, repaired, image)
 
