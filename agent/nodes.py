@@ -16,6 +16,7 @@ from langgraph.types import interrupt
 from PIL import Image
 from pydantic import ValidationError
 
+from synthloop.agent.contract import backend_notices, blocking, with_notices
 from synthloop.agent.deps import Deps
 from synthloop.agent.errors import UserInputError
 from synthloop.agent.state import RunState, Slot
@@ -76,8 +77,15 @@ def _only_questions_from(spec: TaskSpec, source: str) -> bool:
 
 def _undeliverable(spec: TaskSpec) -> list[str]:
     """'what (because why)' for each task or format the request asked for that synthloop cannot produce."""
-    return [f"{n.text} ({n.reason})" if n.reason else n.text for n in spec.notices
-            if n.kind == "cannot_deliver" and n.about in ("task", "format")]
+    return [f"{n.text} ({n.reason})" if n.reason else n.text for n in blocking(spec)]
+
+
+def _reviewed(deps: Deps, spec: TaskSpec) -> TaskSpec:
+    """The spec with what the chosen backends cannot deliver named back (notices) and how they deliver each
+    class (plan notes), so the user approves what will actually run."""
+    notices, notes = backend_notices(spec, deps.renderer, deps.annotator)
+    notes += deps.sampler.review(spec)
+    return with_notices(spec, notices).model_copy(update={"plan_notes": notes[:60]})
 
 
 def approve(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
@@ -94,7 +102,9 @@ def approve(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     that cannot be delivered, is refused, never guessed.
     """
     deps = _deps(runtime)
-    spec = _spec(state)
+    spec = _reviewed(deps, _spec(state))
+    if spec.model_dump(mode="json") != state["spec"]:
+        state = {**state, "spec": spec.model_dump(mode="json")}
     if deps.auto_approve:
         if spec.questions:
             raise UserInputError(f"the plan has an open question: {spec.questions[0].text} "
@@ -104,7 +114,7 @@ def approve(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
                                  "(change the request, or run without --yes to see the plan)")
         write_spec(deps.out_dir, spec)
         deps.report("approved", spec=state["spec"], auto=True)
-        return {"approved": True}
+        return {"approved": True, "spec": state["spec"]}
     reply = interrupt({"kind": "approve", "spec": state["spec"], "questions": [q.text for q in spec.questions],
                        "notices": [n.model_dump(mode="json") for n in spec.notices],
                        "defaults_used": spec.defaults_used})
@@ -140,7 +150,7 @@ def approve(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
             raise UserInputError(f"cannot start with an open question: {spec.questions[0].text}")
         write_spec(deps.out_dir, spec)
         deps.report("approved", spec=state["spec"], auto=False)
-        return {"approved": True}
+        return {"approved": True, "spec": state["spec"]}
     raise UserInputError(f"unknown reply to the approval question: {reply!r}")
 
 

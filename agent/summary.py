@@ -27,6 +27,9 @@ def format_spec(spec: TaskSpec) -> str:
     if spec.defaults_used:
         lines.append("  defaults   " + "; ".join(spec.defaults_used))
     lines += [f"  {line}" for line in format_notices(spec.notices)]
+    if spec.plan_notes:
+        lines.append("  objects from")
+        lines += [f"    {note}" for note in spec.plan_notes]
     for question in spec.questions:
         lines.append(f"  question   {question.text}")
     return "\n".join(lines)

@@ -19,6 +19,14 @@ class LayoutSampler(Protocol):
         """Return a valid layout (in bounds, counts and overlap limits from the spec) for `seed`."""
         ...
 
+    def review(self, spec: TaskSpec) -> list[str]:
+        """Notes for the plan the user approves (e.g. classes a reference set does not cover)."""
+        ...
+
 
 class BaseLayoutSampler(Backend):
-    """Defaults for layout samplers (id, options, capabilities)."""
+    """Defaults for layout samplers (id, options, capabilities, an empty review)."""
+
+    def review(self, spec: TaskSpec) -> list[str]:
+        """Nothing to note."""
+        return []

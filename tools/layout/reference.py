@@ -98,6 +98,10 @@ class ReferenceLayoutSampler(BaseLayoutSampler):
         """Spec classes the reference does not have: they fall back to the procedural distributions."""
         return [name for name, ref in self.class_map(spec).items() if ref is None]
 
+    def review(self, spec: TaskSpec) -> list[str]:
+        """Where each class's layout statistics come from, for classes the reference does not have."""
+        return [f"{name}: not in the reference data, procedural layout" for name in self.unmatched_classes(spec)]
+
     def sample(self, spec: TaskSpec, seed: int) -> Layout:
         """Return a layout for one image: counts and boxes from the priors, depths back to front, relations."""
         rng = np.random.default_rng([seed, spec.seed, 0x2EF0])
