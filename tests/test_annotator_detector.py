@@ -189,6 +189,7 @@ class TestTinyOwlSamAnnotatorContract(AnnotatorContract):
     def _tiny_models(cls, tmp_path_factory: pytest.TempPathFactory) -> None:
         pytest.importorskip("transformers")
         from helpers_tiny_detectors import tiny_owl
+
         from synthloop.evals.tiny_sam import tiny_sam
 
         root = tmp_path_factory.mktemp("sam-owl")
