@@ -524,18 +524,39 @@ def list_backends(
 
 @app.command()
 def bench(
-    n: Annotated[int, typer.Option("--n", help="Images per measurement.")] = 200,
-    size: Annotated[int, typer.Option("--size", help="Image side in pixels.")] = 512,
+    n: Annotated[int | None, typer.Option("--n", help="Images per measurement (default 200; diffusion: "
+                                                     "4 batches).")] = None,
+    size: Annotated[int | None, typer.Option("--size", help="Image side in pixels (default 512; diffusion: the "
+                                                           "architecture's own, 512 or 1024).")] = None,
     workers: Annotated[int, typer.Option("--workers", help="Render threads.")] = 2,
     renderer: Annotated[str, typer.Option("--renderer", help="Renderer to measure (default options).")] = "compositor",
+    arch: Annotated[str, typer.Option("--arch", help="diffusion: sd15 | sdxl (real sizes, random weights).")] = "sd15",
+    control: Annotated[str, typer.Option("--control", help="diffusion: none | refine | controlnet.")] = "none",
+    steps: Annotated[int, typer.Option("--steps", help="diffusion: denoising steps.")] = 20,
+    batch: Annotated[int, typer.Option("--batch", help="diffusion: images per pipeline call.")] = 8,
+    dtype: Annotated[str, typer.Option("--dtype", help="diffusion: auto | float32 | float16 | bfloat16.")] = "auto",
 ) -> None:
-    """Measure renderer-only and end-to-end throughput, and the orchestration share."""
+    """Measure renderer-only and end-to-end throughput, and the orchestration share; with --renderer diffusion,
+    synthloop's diffusion render path against a plain diffusers loop (images/s and their ratio)."""
+    _check_count("--size", size, 32, 4096)
+    if renderer == "diffusion":
+        from synthloop.evals.diffusion_bench import format_diffusion_bench, run_diffusion_bench
+
+        _check_count("--n", n, 1, 10_000)
+        _check_count("--steps", steps, 1, 500)
+        _check_count("--batch", batch, 1, 256)
+        try:
+            result = run_diffusion_bench(arch=arch, control=control, steps=steps, batch=batch, size=size, n=n,
+                                         dtype=dtype)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+        typer.echo(format_diffusion_bench(result))
+        return
     from synthloop.evals.throughput import format_bench, run_bench
 
     _check_count("--n", n, 1, 100_000)
-    _check_count("--size", size, 32, 4096)
     _check_count("--workers", workers, 1, 256)
-    typer.echo(format_bench(run_bench(n=n, size=size, workers=workers, renderer_name=renderer)))
+    typer.echo(format_bench(run_bench(n=n or 200, size=size or 512, workers=workers, renderer_name=renderer)))
 
 
 @app.command()

@@ -20,8 +20,10 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
@@ -46,6 +48,7 @@ from synthloop.tools.seeding import derive_seed
 
 MODES: dict[str, ModuleType] = {"none": text2image, "inpaint": inpaint, "controlnet": controlnet,
                                 "refine": refine, "gligen": gligen}
+COMPOSITE_THREADS = 8
 
 
 class DiffusionRenderer(BaseRenderer):
@@ -86,9 +89,10 @@ class DiffusionRenderer(BaseRenderer):
 
     def pipeline(self) -> LoadedPipeline:
         """The loaded pipeline (loaded now if needed): for benchmarks and inspection."""
-        return self._mode_context().runner.loaded
+        return self.mode_context().runner.loaded
 
-    def _mode_context(self) -> ModeContext:
+    def mode_context(self) -> ModeContext:
+        """The loaded pipeline's runner and call conventions (loaded now if needed)."""
         with self._lock:
             if self._context is None:
                 loaded = load_pipeline(self.load_spec())
@@ -97,7 +101,8 @@ class DiffusionRenderer(BaseRenderer):
                 self._context = ModeContext(runner, self.options, accepts)
             return self._context
 
-    def _composite_renderer(self) -> Any:
+    def composite_renderer(self) -> Any:
+        """The renderer drawing composites for refine / controlnet (built on first use)."""
         with self._lock:
             if self._composite is None:
                 from synthloop.tools.render.registry import RENDERERS
@@ -132,10 +137,10 @@ class DiffusionRenderer(BaseRenderer):
                 raise DiffusionError(f"seed must be >= 0, got {request.seed}")
         if not requests:
             return []
-        context = self._mode_context()
+        context = self.mode_context()
         jobs = [self._job(request, context.runner.loaded) for request in requests]
         if self.options.control in ("refine", "controlnet"):
-            for job, composite in zip(jobs, self._composite_renderer().render_batch(requests), strict=True):
+            for job, composite in zip(jobs, self._composites(requests), strict=True):
                 job.composite = composite
         if self.options.references:
             encoder = self._reference_encoder(context.runner.loaded)
@@ -154,6 +159,16 @@ class DiffusionRenderer(BaseRenderer):
                     images[i] = image
         return [self._result(job, image, context) for job, image in zip(jobs, images, strict=True)
                 if image is not None]
+
+    def _composites(self, requests: list[RenderRequest]) -> list[RenderResult]:
+        """Composites of every request; a per-image (CPU) composite renderer is spread over threads, as the
+        engine would spread it."""
+        renderer = self.composite_renderer()
+        if renderer.capabilities.batched or len(requests) == 1:
+            return renderer.render_batch(requests)
+        workers = min(len(requests), os.cpu_count() or 1, COMPOSITE_THREADS)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(lambda r: renderer.render_batch([r])[0], requests))
 
     def _job(self, request: RenderRequest, loaded: LoadedPipeline) -> Job:
         layout, spec = request.layout, request.spec
