@@ -159,3 +159,15 @@ def test_real_wordnet_rejects_the_traps(name: str, context: str, others: list[st
     matcher = Matcher(REAL)
     sense = matcher.class_sense(name, [context], others)
     assert not matcher.asset_matches(sense, description, folder.split("/"))
+
+
+@needs_wordnet
+@pytest.mark.parametrize(("name", "others", "gloss_word"), [
+    ("dog", ["car", "bus"], "canis"),  # not the pawl, though cars and busbars are devices too
+    ("plate", ["cup", "fork"], "dish"),
+    ("mouse", ["keyboard", "laptop"], "device"),
+    ("bus", ["car", "truck"], "passengers"),  # not the jalopy, a kind of car
+    ("seal", ["dog"], "mammals"),
+])
+def test_real_wordnet_reads_a_class_beside_the_others(name: str, others: list[str], gloss_word: str) -> None:
+    assert gloss_word in Matcher(REAL).class_sense(name, [""], others).gloss.lower()

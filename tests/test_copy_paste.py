@@ -98,14 +98,14 @@ def test_same_request_same_bytes_whatever_the_batch(tmp_path: Path, assets: Path
 def test_instance_map_is_exactly_the_pixels_objects_painted(tmp_path: Path, assets: Path,
                                                             green_backgrounds: Path) -> None:
     """Red and blue cut-outs on a green background: a labelled pixel shows mostly its object's colour, an
-    unlabelled one mostly green; only pixels on an object's one-pixel edge (alpha near one half after
-    resampling) may go either way."""
+    unlabelled one mostly green; only pixels within two pixels of an edge (alpha near one half after the
+    cut-out is resampled to its box) may go either way."""
     import cv2
 
     spec = _spec(difficulty="easy")
     renderer = _plain(tmp_path, assets, green_backgrounds)
-    kernel = np.ones((3, 3), np.uint8)
-    for seed in range(3):
+    kernel = np.ones((5, 5), np.uint8)
+    for seed in (0, 1, 2, 26):
         layout = ProceduralLayoutSampler().sample(spec, seed)
         result = renderer.render(layout, spec, seed)
         image = result.image.astype(float)

@@ -104,7 +104,9 @@ class Matcher:
         if not senses:
             return ClassSense(name, ())
         context_lemmas = self._lemmas(context)
-        others = [s for other in other_classes if other != name for s in _concrete(wn.senses(other))[:3]]
+        # Each other class by its leading sense (an object, animal or food before a figurative one).
+        others = [_leading(found) for other in other_classes if other != name
+                  if (found := _concrete(wn.senses(other)))]
         related = [max((self.relatedness(s.offset, o.offset) for o in others), default=0) for s in senses]
         related = [r if r >= self.params.min_related_depth else 0 for r in related]
         closer = [r - related[0] >= self.params.relatedness_margin for r in related]
@@ -260,6 +262,11 @@ def _tier(senses: list[Synset], i: int) -> int:
     if lexname == "person":
         return 1 if all(s.lexname in ("person", "body") for s in senses) else 0
     return 0 if lexname == "body" else 1
+
+
+def _leading(senses: list[Synset]) -> Synset:
+    """The sense a class name most likely means without context (see _tier)."""
+    return senses[max(range(len(senses)), key=lambda i: (_tier(senses, i), -i))]
 
 
 def _concrete(senses: list[Synset]) -> list[Synset]:

@@ -36,7 +36,14 @@ from synthloop.tools.assets.types import Asset
 from synthloop.tools.backend import Capabilities
 from synthloop.tools.render.base import BaseRenderer, RenderResult
 from synthloop.tools.render.compositor import scene_prompt
-from synthloop.tools.render.compositor_shapes import attribute_colour, class_look, pattern, shading, shape_mask
+from synthloop.tools.render.compositor_shapes import (
+    attribute_colour,
+    class_look,
+    pattern,
+    shading,
+    shape_mask,
+    stable_hash,
+)
 from synthloop.tools.render.copy_paste_backgrounds import (
     BackgroundPhoto,
     choose_photos,
@@ -172,7 +179,8 @@ class CopyPasteRenderer(BaseRenderer):
         plan = self.plan(spec)
         profile = PROFILES[spec.difficulty]
         width, height = layout.width, layout.height
-        rng = np.random.default_rng([seed, layout.seed, 0xC0FA57E])
+        # The scene enters the seed (its backgrounds differ); style words do not, so they never move a mask.
+        rng = np.random.default_rng([seed, layout.seed, 0xC0FA57E, stable_hash(spec.scene) >> 32])
 
         photo = None
         if plan.photos and (self.options.backgrounds_dir or rng.random() >= self.options.procedural_background_share):

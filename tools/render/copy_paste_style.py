@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
 from synthloop.tools.types import TaskSpec
 
@@ -119,7 +119,7 @@ def apply_effects(image: np.ndarray, effects: frozenset[str], rng: np.random.Gen
         haze = _smooth_noise(width, height, rng) * rng.uniform(0.35, 0.6)
         out = out * (1 - haze[:, :, None]) + 215.0 * haze[:, :, None]
     if "rain" in effects:
-        out = out * 0.85 + _rain(width, height, rng)[:, :, None] * 0.55
+        out = out * 0.8 + _rain(width, height, rng)[:, :, None] * 0.7
     if "snow" in effects:
         out = out * 0.92 + 20.0
         flakes = _snow(width, height, rng)
@@ -135,17 +135,17 @@ def _smooth_noise(width: int, height: int, rng: np.random.Generator) -> np.ndarr
 
 
 def _rain(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
-    """Thin slanted streaks (0..255 brightness), motion-blurred."""
+    """Thin slanted streaks of light (brightness 0..255), slightly blurred."""
     layer = Image.new("L", (width, height), 0)
-    pixels = np.zeros((height, width), np.float32)
-    count = int(width * height / 900)
-    xs, ys = rng.integers(0, width, count), rng.integers(0, height, count)
-    pixels[ys, xs] = rng.uniform(120, 255, count)
-    layer = Image.fromarray(pixels.astype(np.uint8))
-    slant = float(rng.uniform(-0.25, 0.25))
-    layer = layer.transform((width, height), Image.Transform.AFFINE, (1, slant, 0, 0, 1, 0))
-    streaks = layer.filter(ImageFilter.BoxBlur(0)).resize((width, max(1, height // 12))).resize((width, height))
-    return np.asarray(streaks, np.float32) * 0.6
+    draw = ImageDraw.Draw(layer)
+    slant = float(rng.uniform(-0.3, 0.3))
+    count = int(width * height / 1500)
+    xs, ys = rng.uniform(0, width, count), rng.uniform(0, height, count)
+    lengths = rng.uniform(0.03, 0.08, count) * height
+    levels = rng.integers(90, 200, count)
+    for x, y, length, level in zip(xs, ys, lengths, levels, strict=True):
+        draw.line([(x, y), (x + slant * length, y + length)], fill=int(level), width=1)
+    return np.asarray(layer.filter(ImageFilter.GaussianBlur(0.6)), np.float32)
 
 
 def _snow(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
