@@ -150,6 +150,20 @@ def test_seed_policy_derived_changes_the_noise(models: dict[str, Path]) -> None:
     assert not np.array_equal(plain.image, derived.image)
 
 
+def test_sdxl_in_bfloat16_through_the_same_path(tmp_path: Path) -> None:
+    """An SDXL pipeline (two text encoders, added time conditioning) loads by folder like a hub id; bfloat16
+    runs on the CPU, and batches stay invariant."""
+    model = diffusion_tiny.tiny_sdxl(tmp_path / "sdxl")
+    renderer = DiffusionRenderer(model=str(model), steps=2, guidance=0.0, dtype="bfloat16", batch_size=2)
+    requests = _requests()
+    batch = renderer.render_batch(requests)
+    assert type(renderer.pipeline().pipe).__name__ == "StableDiffusionXLPipeline"
+    assert batch[0].image.shape == (SPEC.height, SPEC.width, 3) and batch[0].info["diffusion"]["dtype"] == "bfloat16"
+    alone = DiffusionRenderer(model=str(model), steps=2, guidance=0.0, dtype="bfloat16",
+                              batch_size=2).render_batch([requests[2]])[0]
+    assert alone.image.tobytes() == batch[2].image.tobytes()
+
+
 def test_gligen_grounds_every_box(models: dict[str, Path]) -> None:
     result = DiffusionRenderer(**_options(models, "gligen")).render_batch(_requests()[:1])[0]
     assert "ungrounded" not in result.info["diffusion"]
