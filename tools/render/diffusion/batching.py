@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,10 @@ class BatchRunner:
         net = getattr(loaded.pipe, "unet", None)
         # The pipelines' own rule for classifier-free guidance (IP-Adapter inputs must match its batch layout).
         self.cfg = guidance > 1.0 and getattr(getattr(net, "config", None), "time_cond_proj_dim", None) is None
+        # Some pipelines (FLUX before true CFG) take no negative prompt: it is left out for them, and said so once.
+        self.takes_negative = "negative_prompt" in inspect.signature(loaded.pipe.__call__).parameters
+        if not self.takes_negative:
+            logger.info("diffusion: %s takes no negative prompt; none is sent", type(loaded.pipe).__name__)
 
     def run(self, stage: Stage) -> StageOutput:
         """Every sample of the stage, re-rendering defective outputs with derived seeds."""
@@ -123,6 +128,8 @@ class BatchRunner:
         members = chunk + [chunk[-1]] * (size - len(chunk))
         generators = [torch.Generator("cpu").manual_seed(seeds[i]) for i in members]
         kwargs = combine_inputs(stage.common, [stage.inputs[i] for i in members], self.cfg, stage.batchable)
+        if not self.takes_negative:
+            kwargs.pop("negative_prompt", None)
         with self.loaded.lock, torch.inference_mode():
             output = self.loaded.pipe(**kwargs, generator=generators if stage.batchable else generators[0],
                                       output_type="pt")

@@ -227,8 +227,9 @@ def _scheduler(name: str, config: Any) -> Any:
 
 
 def _load_ip_adapter(pipe: Any, ip: IPAdapterSpec) -> None:
-    if not hasattr(pipe, "load_ip_adapter"):
-        raise DiffusionError(f"{type(pipe).__name__} cannot load an IP-Adapter (use an SD 1.5 or SDXL model)")
+    if not hasattr(pipe, "load_ip_adapter") or getattr(pipe, "unet", None) is None:
+        raise DiffusionError(f"{type(pipe).__name__} cannot take IP-Adapter references here (use an SD 1.5 or "
+                             "SDXL model)")
     try:
         pipe.load_ip_adapter(ip.location, subfolder=ip.subfolder, weight_name=ip.weight,
                              image_encoder_folder=ip.image_encoder)
