@@ -355,6 +355,27 @@ def run_spec(
                        spec.n_images, out=out, before_start=_capacity_check(out, cfg.renderer.backend, force))
 
 
+def _check_checkpoint(out: Path, thread_id: str) -> None:
+    """Read the run's last state once, as resuming will, so a damaged checkpoint is one error line: sqlite
+    reports a broken file, but a checkpoint whose stored values were damaged fails while being decoded."""
+    import sqlite3
+    from contextlib import closing
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from synthloop.agent.graph import build_graph
+
+    path = out / ".work" / "checkpoints.sqlite"
+    if not path.is_file():
+        return
+    try:
+        with closing(sqlite3.connect(path)) as connection:
+            build_graph(SqliteSaver(connection)).get_state({"configurable": {"thread_id": thread_id}})
+    except Exception as exc:  # any decoding failure of a damaged file; the run itself is not touched
+        raise CliError(f"the checkpoint {path} is damaged ({type(exc).__name__}: {_one_line(exc)[:200]}); the "
+                       "run cannot be resumed") from exc
+
+
 @app.command()
 def resume(
     out: Annotated[Path, typer.Argument(metavar="DIR", help="Output directory of an interrupted run.")],
@@ -369,14 +390,18 @@ def resume(
     from synthloop.agent.config import RunConfig, describe_validation_error
     from synthloop.agent.runner import read_run_file, resume_config, resume_run
 
-    run = read_run_file(out)
     run_file = out / ".work" / "run.json"
+    try:
+        run = read_run_file(out)
+    except RecursionError as exc:
+        raise CliError(f"cannot read {run_file}: it is nested too deeply") from exc
     if not isinstance(run, dict) or not isinstance(run.get("thread_id"), str):
         raise CliError(f"{run_file} is corrupt (no thread id): the run cannot be resumed")
     try:
         run_config = RunConfig.model_validate(run.get("config"))
     except ValidationError as exc:
         raise CliError(f"{run_file} is corrupt: {describe_validation_error(exc)}") from exc
+    _check_checkpoint(out, run["thread_id"])
     if config is not None:
         run_config = resume_config(run_config, _load_config(config))
     planner = make_planner(run_config, None, None)
@@ -412,6 +437,8 @@ def chat(
     """
     from synthloop.agent.chat import Chat, TerminalIO
 
+    if hasattr(sys.stdin, "reconfigure"):  # undecodable answers fail on reading (one error line), not later
+        sys.stdin.reconfigure(errors="strict")
     _check_count("--n", n, 1, MAX_IMAGES)
     _check_count("--seed", seed, 0, 2**32 - 1)
     if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -646,7 +673,9 @@ def critique(
     finally:
         progress.stop()
     try:
-        write_audit(rows, out)
+        write_audit(rows, out, force=force)
+    except AuditError as exc:
+        raise CliError(str(exc)) from exc
     except OSError as exc:
         raise CliError(f"cannot write {out}: {exc.strerror or exc}") from exc
     counts = Counter(row["decision"] for row in rows)
@@ -845,11 +874,6 @@ def main() -> None:
     except UnicodeDecodeError as exc:  # stdin (chat answers) that is not UTF-8
         typer.echo(f"error: the input is not valid UTF-8 text ({exc.reason} at byte {exc.start})", err=True)
         sys.exit(EXIT_USER_ERROR)
-    except Exception as exc:
-        if not _is_llm_error(exc):
-            raise
-        typer.echo(f"error: {_one_line(exc)}", err=True)  # endpoint down, key rejected, malformed answers
-        sys.exit(EXIT_USER_ERROR)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
@@ -859,6 +883,11 @@ def main() -> None:
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         typer.echo(f"error: {message}", err=True)
         sys.exit(getattr(exc, "exit_code", EXIT_USER_ERROR))
+    except Exception as exc:
+        if not _is_llm_error(exc):
+            raise
+        typer.echo(f"error: {_one_line(exc)}", err=True)  # endpoint down, key rejected, malformed answers
+        sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         typer.echo("interrupted: `synthloop resume DIR` continues the run", err=True)
         sys.exit(130)

@@ -31,6 +31,8 @@ def load_spec_file(path: str | Path) -> TaskSpec:
         data = json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
     except (OSError, UnicodeDecodeError) as exc:
         raise UserInputError(f"cannot read spec file {file}: {exc}") from exc
+    except RecursionError as exc:
+        raise UserInputError(f"spec file {file} is nested too deeply to be a spec") from exc
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         detail = str(exc).splitlines()[0]
         raise UserInputError(f"spec file {file} is not valid {file.suffix.lstrip('.').upper() or 'YAML'}: "

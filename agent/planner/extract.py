@@ -60,8 +60,10 @@ from synthloop.agent.planner.schemas import PlanProposal
 from synthloop.agent.planner.text import TOKEN, find, is_punct, normalise, singular
 from synthloop.tools.types import MAX_OBJECTS_PER_IMAGE, Difficulty, ExportFormat, Notice, Task
 
-SIZE_PAIR = re.compile(r"\b(\d{2,9})\s*(?:x|\*|by)\s*(\d{2,9})(?:\s*(?:px|pixels?))?\b")
-SIZE_SINGLE = re.compile(r"\b(\d{1,9})\s*(?:px|pixels?)\b")
+# Signs are read, so "-256x-256" is an impossible size (a question), not a size ignored for the default.
+SIZE_PAIR = re.compile(r"(?<![\w-])(-?\d{2,9})\s*(?:x|\*|by)\s*(-?\d{2,9})(?:\s*(?:px|pixels?))?\b")
+SIZE_SINGLE = re.compile(r"(?<![\w-])(-?\d{1,9})\s*(?:px|pixels?)\b")
+POWER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s*(?:\^|\*\*)\s*[-+]?\d+|(?<![\w.])\d+(?:\.\d+)?e[-+]?\d+\b")
 
 
 @dataclass
@@ -145,6 +147,9 @@ def extract(request: str, proposal: PlanProposal | None = None) -> Extraction:
     """
     text, splits, seed, notices = _prepare(request)
     questions: list[str] = []
+    if powers := [m.group(0) for m in POWER.finditer(text)]:  # "10^12 images" is never read as "12 images"
+        questions.append(f"The request writes {powers[0]!r} as a power; how many exactly, in digits?")
+        text = POWER.sub(" , ", text)
 
     size = None
     for m in SIZE_PAIR.finditer(text):

@@ -147,6 +147,16 @@ def check_upload_type(content_type: str | None) -> None:
         raise UnsafeRequest("send the file as the raw body (Content-Type: application/octet-stream)", 415)
 
 
+def check_unicode(value: Any) -> Any:
+    """`value` (parsed JSON) if all its text is valid Unicode: JSON may escape lone surrogates (\\ud800), which no
+    file or answer can hold."""
+    try:
+        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UnsafeRequest("the request body holds text that is not valid Unicode (a lone surrogate)") from exc
+    return value
+
+
 def check_run_id(run_id: str) -> str:
     """A run id as given, if it matches the strict pattern."""
     if not RUN_ID.fullmatch(run_id or ""):
@@ -209,4 +219,4 @@ def parse_spec_upload(data: bytes) -> dict[str, Any]:
             raise UnsafeRequest(f"the spec file is neither JSON nor YAML: {str(exc).splitlines()[0]}", 415) from exc
     if not isinstance(value, dict):
         raise UnsafeRequest("the spec file must hold a mapping of spec fields", 415)
-    return value
+    return check_unicode(value)

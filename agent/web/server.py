@@ -55,6 +55,7 @@ from synthloop.agent.web.safety import (
     check_json_type,
     check_origin,
     check_size,
+    check_unicode,
     check_upload_type,
     csrf_token,
     inside,
@@ -207,6 +208,7 @@ def create_app(
             raise UnsafeRequest("the request body is nested too deeply") from exc
         except ValueError as exc:  # not JSON, or not UTF-8
             raise UnsafeRequest("the request body must be JSON (UTF-8)") from exc
+        check_unicode(body)
         if not isinstance(body, dict):
             raise UnsafeRequest("the request body must be a JSON object")
         return body

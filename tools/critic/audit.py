@@ -12,7 +12,8 @@ Steps:
 4. one row per image, in the file's image order: `image_id`, `file_name`, `decision`, `reasons` (each
    prefixed with its judge id), `scores` (`judge_id/score`), `judges` (judge id → decision).
 A missing or unreadable image file is reported on its row (decision reject, judge `audit.image`), so one bad
-file does not stop an audit of thousands.
+file does not stop an audit of thousands. A `file_name` that leads outside the image folder (`../../etc/hostname`,
+an absolute path, a symlink out of it) is never opened: its row is rejected with that reason.
 """
 
 from __future__ import annotations
@@ -123,6 +124,14 @@ def coco_instance(ann: dict[str, Any], categories: dict[Any, str], height: int, 
                     segmentation=segmentation, source="coco")
 
 
+def confined(root: Path, path: Path) -> bool:
+    """Whether `path` stays inside `root` once `..` and symlinks are resolved."""
+    try:
+        return path.resolve().is_relative_to(Path(root).resolve())
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte in the name
+        return False
+
+
 def _read_image(path: Path) -> np.ndarray:
     from PIL import Image
 
@@ -183,6 +192,10 @@ def audit_coco(coco_path: Path, images_dir: Path, *, judges: list[Judge] | None 
 def _audit_image(image: dict[str, Any], position: int, anns: list[dict[str, Any]], categories: dict[Any, str],
                  images_dir: Path, judges: list[Judge], index: DuplicateIndex) -> dict[str, Any]:
     path = images_dir / str(image["file_name"])
+    if not confined(images_dir, path):
+        return _row(image, [Verdict(judge="audit.image", decision=Decision.reject,
+                                    reasons=[f"file_name {str(image['file_name'])[:200]!r} leads outside the image "
+                                             f"folder {images_dir}; not opened"])])
     try:
         pixels = _read_image(path)
     except (OSError, ValueError) as exc:
@@ -219,6 +232,8 @@ def _audit_image(image: dict[str, Any], position: int, anns: list[dict[str, Any]
     return _row(image, verdicts)
 
 
-def write_audit(rows: list[dict[str, Any]], out: Path) -> None:
-    """Write the rows as JSONL, atomically."""
+def write_audit(rows: list[dict[str, Any]], out: Path, *, force: bool = True) -> None:
+    """Write the rows as JSONL, atomically; an existing `out` is replaced only with `force`."""
+    if out.exists() and not force:
+        raise AuditError(f"{out} already exists; pass --force to overwrite it")
     atomic_write_jsonl(out, rows)

@@ -67,7 +67,7 @@ def _load_coco(path: Path, rel: str, defects: list[str]) -> COCO | None:
     except FileNotFoundError:
         defects.append(f"{rel}: missing")
         return None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         defects.append(f"{rel}: unreadable JSON ({_first_line(exc)})")
         return None
     lists = ("images", "annotations")
@@ -76,6 +76,9 @@ def _load_coco(path: Path, rel: str, defects: list[str]) -> COCO | None:
         return None
     if not isinstance(data.get("categories"), list):
         defects.append(f"{rel}: no 'categories' list")
+        return None
+    if bad := _bad_records(data, rel):
+        defects.extend(bad)  # every later check reads these fields: the file is reported, not used
         return None
     coco = COCO()
     coco.dataset = data
@@ -86,6 +89,60 @@ def _load_coco(path: Path, rel: str, defects: list[str]) -> COCO | None:
         defects.append(f"{rel}: pycocotools cannot index it (missing or bad field {exc})")
         return None
     return coco
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int | str) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _segmentation_shaped(segm: Any) -> bool:
+    """None, polygons (lists of numbers) or RLE ({size: [h, w], counts: str | [int]}): what the checks can read."""
+    if segm is None:
+        return True
+    if isinstance(segm, list):
+        return all(isinstance(p, list) and all(_is_number(v) for v in p) for p in segm)
+    if isinstance(segm, dict):
+        size, counts = segm.get("size"), segm.get("counts")
+        sized = isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)
+        return sized and (isinstance(counts, str) or (isinstance(counts, list) and all(
+            isinstance(v, int) for v in counts)))
+    return False
+
+
+def _bad_records(data: dict[str, Any], rel: str, limit: int = 20) -> list[str]:
+    """Records whose fields have the wrong type (a width written "512", a bbox as a string, an id that is a list):
+    every later check reads them, so they are reported first, at most `limit` of them."""
+    bad = []
+    for i, image in enumerate(data["images"]):
+        if not isinstance(image, dict):
+            bad.append(f"{rel}: images[{i}] is not an object")
+            continue
+        for key in ("width", "height"):
+            value = image.get(key)
+            if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+                bad.append(f"{rel}: image {image.get('id')!r}: {key} {value!r} is not a positive integer")
+        if not _is_id(image.get("id")):
+            bad.append(f"{rel}: images[{i}]: id {image.get('id')!r} is not an integer or a string")
+    for i, ann in enumerate(data["annotations"]):
+        if not isinstance(ann, dict):
+            bad.append(f"{rel}: annotations[{i}] is not an object")
+            continue
+        bbox = ann.get("bbox")
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
+            bad.append(f"{rel}: annotation {ann.get('id')!r}: bbox {str(bbox)[:80]} is not [x, y, w, h]")
+        for key in ("id", "image_id", "category_id"):
+            if not _is_id(ann.get(key)):
+                bad.append(f"{rel}: annotations[{i}]: {key} {str(ann.get(key))[:80]} is not an integer or a string")
+        if not _segmentation_shaped(ann.get("segmentation")):
+            bad.append(f"{rel}: annotation {ann.get('id')!r}: segmentation is neither RLE nor polygons")
+    for i, category in enumerate(data["categories"]):
+        if not (isinstance(category, dict) and _is_id(category.get("id")) and isinstance(category.get("name"), str)):
+            bad.append(f"{rel}: categories[{i}] {str(category)[:80]} needs an id and a name")
+    return bad[:limit] + ([f"{rel}: {len(bad) - limit} more records of the wrong type"] if len(bad) > limit else [])
 
 
 def _check_ids(coco: COCO, rel: str, spec: TaskSpec | None, defects: list[str]) -> None:
@@ -353,10 +410,13 @@ def validate_dataset(out_dir: Path | str) -> list[str]:
         splits = sorted(p.stem.removeprefix("instances_") for p in found)
     cocos: dict[str, COCO] = {}
     named_images: set[Path] = set()
+    unusable: set[str] = set()  # splits whose COCO file exists but could not be used: their images are not orphans
     for split in splits:
         rel = f"annotations/instances_{split}.json"
         coco = _load_coco(out_dir / rel, rel, defects)
         if coco is None:
+            if (out_dir / rel).is_file():
+                unusable.add(split)
             continue
         cocos[split] = coco
         _check_ids(coco, rel, spec, defects)
@@ -393,6 +453,8 @@ def validate_dataset(out_dir: Path | str) -> list[str]:
     images_dir = out_dir / "images"
     if images_dir.is_dir():
         for path in sorted(p for p in images_dir.rglob("*") if p.is_file()):
+            if path.relative_to(images_dir).parts[0] in unusable:
+                continue
             if path.resolve() not in named_images:
                 defects.append(f"{path.relative_to(out_dir).as_posix()}: orphan image, named by no COCO file")
     return defects
