@@ -135,6 +135,35 @@ ReferenceCocoOption = Annotated[Path | None, typer.Option(
                              "cut out and pasted.")]
 ReferenceImagesOption = Annotated[Path | None, typer.Option(
     "--reference-images", help="The images folder of --reference-coco.")]
+ExecutorOption = Annotated[str | None, typer.Option(
+    "--executor", help="Where the renderer and annotator run: local (threads, the default) or ray (Ray actors; "
+                       "pip install 'synthloop[ray]'). The dataset is the same either way.")]
+AddressOption = Annotated[str | None, typer.Option(
+    "--address", help="Ray cluster address for --executor ray (default: start Ray on this machine).")]
+
+
+def _with_executor(config: RunConfig, executor: str | None, address: str | None) -> RunConfig:
+    """The run config with the engine chosen on the command line (`--executor`, `--address`)."""
+    if executor is None and address is None:
+        return config
+    from pydantic import ValidationError
+
+    from synthloop.agent.config import ExecutorConfig
+
+    if executor is not None and executor not in ("local", "ray"):
+        raise CliError(f"--executor must be local or ray, not {executor!r}")
+    engine = executor or config.executor.engine
+    if address is not None and engine != "ray":
+        raise CliError("--address is the address of a Ray cluster: use it with --executor ray")
+    if engine != "ray":
+        address = None
+    elif address is None:
+        address = config.executor.address
+    try:
+        chosen = ExecutorConfig.model_validate({**config.executor.model_dump(), "engine": engine, "address": address})
+    except ValidationError as exc:
+        raise CliError(f"--address: {exc.errors()[0]['msg']}") from exc
+    return config.model_copy(update={"executor": chosen})
 
 
 def _load_config(path: Path | None, assets: Path | None = None, reference_coco: Path | None = None,
@@ -315,6 +344,8 @@ def generate(
     reference_coco: ReferenceCocoOption = None,
     reference_images: ReferenceImagesOption = None,
     force: ForceOption = False,
+    executor: ExecutorOption = None,
+    address: AddressOption = None,
 ) -> None:
     """Plan a request, then generate, check and export the dataset."""
     from synthloop.agent.runner import start_run
@@ -324,7 +355,7 @@ def generate(
     _check_count("--seed", seed, 0, 2**32 - 1)
     if not request.strip():
         raise CliError("the request is empty: describe the images you want")
-    cfg = _load_config(config, assets, reference_coco, reference_images)
+    cfg = _with_executor(_load_config(config, assets, reference_coco, reference_images), executor, address)
     planner = make_planner(cfg, n, seed)
     reviser = make_reviser(cfg, planner)
 
@@ -344,13 +375,15 @@ def run_spec(
     reference_coco: ReferenceCocoOption = None,
     reference_images: ReferenceImagesOption = None,
     force: ForceOption = False,
+    executor: ExecutorOption = None,
+    address: AddressOption = None,
 ) -> None:
     """Generate a dataset from a spec file (no LLM needed)."""
     from synthloop.agent.runner import start_run
     from synthloop.agent.specfile import load_spec_file
 
     spec = load_spec_file(spec_file)
-    cfg = _load_config(config, assets, reference_coco, reference_images)
+    cfg = _with_executor(_load_config(config, assets, reference_coco, reference_images), executor, address)
     _run_with_progress(lambda progress: start_run(out, cfg, spec=spec, auto_approve=True, progress=progress),
                        spec.n_images, out=out, before_start=_capacity_check(out, cfg.renderer.backend, force))
 
@@ -383,8 +416,10 @@ def resume(
         "--config", help="Point the run at other LLM / VLM endpoints (only the llm and vlm endpoint sections may "
                          "differ from the config the run started with).")] = None,
     force: ForceOption = False,
+    executor: ExecutorOption = None,
+    address: AddressOption = None,
 ) -> None:
-    """Continue an interrupted run from its last checkpoint."""
+    """Continue an interrupted run from its last checkpoint (on another engine with --executor, if wanted)."""
     from pydantic import ValidationError
 
     from synthloop.agent.config import RunConfig, describe_validation_error
@@ -404,12 +439,14 @@ def resume(
     _check_checkpoint(out, run["thread_id"])
     if config is not None:
         run_config = resume_config(run_config, _load_config(config))
+    run_config = _with_executor(run_config, executor, address)
+    changed = config is not None or executor is not None or address is not None
     planner = make_planner(run_config, None, None)
     reviser = make_reviser(run_config, planner)
 
     def start(progress: _Progress) -> RunSummary:
         return resume_run(out, planner=planner, reviser=reviser, on_interrupt=_interactive_approval(progress),
-                          progress=progress, config=run_config if config is not None else None)
+                          progress=progress, config=run_config if changed else None)
 
     try:
         total = int(json.loads((out / "spec.json").read_text(encoding="utf-8"))["n_images"])
@@ -429,6 +466,8 @@ def chat(
     assets: AssetsOption = None,
     reference_coco: ReferenceCocoOption = None,
     reference_images: ReferenceImagesOption = None,
+    executor: ExecutorOption = None,
+    address: AddressOption = None,
 ) -> None:
     """Talk the dataset through in the terminal: request, questions, spec edits, 'yes' to run.
 
@@ -443,7 +482,7 @@ def chat(
     _check_count("--seed", seed, 0, 2**32 - 1)
     if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CliError(f"output directory {out} is not a new or empty directory")
-    cfg = _load_config(config, assets, reference_coco, reference_images)
+    cfg = _with_executor(_load_config(config, assets, reference_coco, reference_images), executor, address)
     planner = make_planner(cfg, n, seed)
     progress = _Progress(n)
     try:
@@ -556,6 +595,9 @@ def bench(
     size: Annotated[int | None, typer.Option("--size", help="Image side in pixels (default 512; diffusion: the "
                                                            "architecture's own, 512 or 1024).")] = None,
     workers: Annotated[int, typer.Option("--workers", help="Render threads.")] = 2,
+    ray: Annotated[bool, typer.Option("--ray", help="Also measure the Ray engine at 1 and 2 workers (speed-up, and "
+                                                    "overhead against the local engine at 1 worker).")] = False,
+    address: AddressOption = None,
     renderer: Annotated[str, typer.Option("--renderer", help="Renderer to measure (default options).")] = "compositor",
     arch: Annotated[str, typer.Option("--arch", help="diffusion: sd15 | sdxl (real sizes, random weights).")] = "sd15",
     control: Annotated[str, typer.Option("--control", help="diffusion: none | refine | controlnet.")] = "none",
@@ -583,7 +625,8 @@ def bench(
 
     _check_count("--n", n, 1, 100_000)
     _check_count("--workers", workers, 1, 256)
-    typer.echo(format_bench(run_bench(n=n or 200, size=size or 512, workers=workers, renderer_name=renderer)))
+    typer.echo(format_bench(run_bench(n=n or 200, size=size or 512, workers=workers, renderer_name=renderer,
+                                       ray=ray, address=address)))
 
 
 @app.command()

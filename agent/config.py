@@ -103,6 +103,32 @@ class DetectorConfig(BaseModel):
         return self
 
 
+class ExecutorConfig(BaseModel):
+    """Where the renderer and annotator run: `local` threads (the default) or `ray` actors (an optional extra:
+    pip install 'synthloop[ray]'). In a config file a bare name (`executor: ray`) or a block
+    (`executor: {engine: ray, address: "ray://head:10001"}`). The dataset is the same whatever the engine."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    engine: Literal["local", "ray"] = Field(default="local", description="local | ray")
+    address: str | None = Field(default=None, min_length=1, description="Ray cluster address (ray://host:port or "
+                                                                        "auto); none: start Ray on this machine.")
+    max_in_flight: int = Field(default=2, ge=1, le=64, description="Back pressure: chunks queued per Ray actor.")
+    pipeline: bool = Field(default=True, description="Render the next batch's fresh samples while the current one "
+                                                     "is annotated and critiqued (same results, less idle time).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"engine": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _address_needs_ray(self) -> ExecutorConfig:
+        if self.address is not None and self.engine != "ray":
+            raise ValueError("an address is for the ray engine (executor: {engine: ray, address: ...})")
+        return self
+
+
 def _checked(tool: str) -> AfterValidator:
     """Validate a backend block against its tool's registry (name and options) when the config is read."""
 
@@ -144,7 +170,10 @@ class RunConfig(BaseModel):
     judges: list[JudgeBlock] = Field(default_factory=list, max_length=32,
                                      description="Extra judges after the embedded ones: [{backend: ID, ...}].")
     batch_size: int = Field(default=32, ge=1, le=4096, description="Samples per graph step.")
-    workers: int = Field(default=2, ge=1, le=256, description="Threads for rendering and encoding.")
+    workers: int = Field(default=2, ge=1, le=256, description="Threads (Ray: CPU actors) for rendering and "
+                                                             "encoding.")
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig,
+                                     description="Engine running the backends: local | ray | {engine: ray, ...}.")
     min_visible_fraction: float = Field(default=0.25, ge=0.0, le=1.0)
     min_box_side_px: float = Field(default=4.0, ge=0.0)
     near_duplicate_min_similarity: float = Field(

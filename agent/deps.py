@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synthloop.agent.config import RunConfig
-from synthloop.agent.engine import Engine
+from synthloop.agent.engines.base import Engine
+from synthloop.agent.engines.prefetch import RenderPrefetch
 from synthloop.tools.annotate.base import Annotator
 from synthloop.tools.critic.base import Judge
 from synthloop.tools.critic.duplicates import DuplicateIndex
@@ -63,8 +64,8 @@ class Deps:
     annotator: Annotator
     judges: list[Judge]
     duplicates: DuplicateIndex
-    executor: ThreadPoolExecutor  # light work (hashing, encoding, export); backends go through `engine`
-    engine: Engine
+    executor: ThreadPoolExecutor  # light work (hashing, judging, export); backends go through `engine`
+    engine: Engine  # holds the loaded renderer and annotator (`renderer` / `annotator` are its views of them)
     auto_approve: bool = False
     reviser: Reviser | None = None
     progress: ProgressCallback | None = None
@@ -77,6 +78,8 @@ class Deps:
     # Renders of the batch in flight, by sample id. Lost on a crash; nodes re-render (deterministic) then.
     scratch: dict[str, RenderResult] = field(default_factory=dict)
     candidates: dict[str, list[RenderResult]] = field(default_factory=dict)  # best-of-n renders, by sample id
+    # Renders of the next fresh samples, started while the current batch is judged (pipelining); None = off.
+    prefetch: RenderPrefetch | None = None
 
     @property
     def work_dir(self) -> Path:

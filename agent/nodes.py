@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,8 @@ from pydantic import ValidationError
 
 from synthloop.agent.contract import backend_notices, blocking, with_notices
 from synthloop.agent.deps import Deps
+from synthloop.agent.engines.base import Rendered
+from synthloop.agent.engines.prefetch import PrefetchJob
 from synthloop.agent.errors import UserInputError
 from synthloop.agent.state import RunState, Slot
 from synthloop.agent.store import (
@@ -38,7 +41,7 @@ from synthloop.tools.critic.ensemble import combine
 from synthloop.tools.critic.rank import rank_samples
 from synthloop.tools.critic.repair import RepairAction, drop_instances, plan_repair
 from synthloop.tools.export.records import export_all, write_spec
-from synthloop.tools.io import atomic_write_json, atomic_write_png
+from synthloop.tools.io import atomic_write_bytes, atomic_write_json, atomic_write_png, encode_png
 from synthloop.tools.render.base import RenderRequest, RenderResult
 from synthloop.tools.seeding import derive_seed, split_for_index
 from synthloop.tools.types import Annotation, Decision, Layout, Sample, Task, TaskSpec, Verdict
@@ -173,28 +176,33 @@ def layout(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
             fresh_needed -= 1
         else:
             break
-    batch = []
     with deps.timers.phase("layout"):
-        for slot in slots:
-            index, attempt = slot["index"], slot["attempt"]
-            seed = derive_seed(spec.seed, index, attempt)
-            split = split_for_index(index, spec.splits)
-            sample_id = f"{index:06d}"
-            sample = Sample(
-                id=sample_id, index=index, attempt=attempt, seed=seed, split=split,
-                image_path=f"images/{split}/{sample_id}.png", width=spec.width, height=spec.height,
-                layout=Layout.model_validate(slot["layout"]) if slot.get("layout") else deps.sampler.sample(spec, seed),
-                repairs=slot.get("repairs", []),
-            )
-            if _text_conditioned(deps):
-                sample = sample.model_copy(update={"prompt": _expanded_prompt(spec, sample)})
-            batch.append(sample.model_dump(mode="json"))
+        batch = [_new_sample(deps, spec, slot).model_dump(mode="json") for slot in slots]
     update: dict[str, Any] = {"batch": batch, "retry_slots": retries, "next_index": next_index,
                               "attempts": attempts + len(slots)}
     if not batch:
         update["stop_reason"] = (f"attempt budget exhausted ({attempts} attempts for {spec.n_images} images): "
                                  f"kept {state.get('kept', 0)}")
     return update
+
+
+def _new_sample(deps: Deps, spec: TaskSpec, slot: Slot) -> Sample:
+    """The sample a slot opens: id, seed, split, layout (the slot's own for a re-render, else sampled from the
+    seed) and, for text-conditioned renderers, its prompt. A function of spec and slot only, so the render
+    node can build the next batch's fresh samples ahead of time (pipelining)."""
+    index, attempt = slot["index"], slot["attempt"]
+    seed = derive_seed(spec.seed, index, attempt)
+    split = split_for_index(index, spec.splits)
+    sample_id = f"{index:06d}"
+    sample = Sample(
+        id=sample_id, index=index, attempt=attempt, seed=seed, split=split,
+        image_path=f"images/{split}/{sample_id}.png", width=spec.width, height=spec.height,
+        layout=Layout.model_validate(slot["layout"]) if slot.get("layout") else deps.sampler.sample(spec, seed),
+        repairs=slot.get("repairs", []),
+    )
+    if _text_conditioned(deps):
+        sample = sample.model_copy(update={"prompt": _expanded_prompt(spec, sample)})
+    return sample
 
 
 def _text_conditioned(deps: Deps) -> bool:
@@ -219,28 +227,72 @@ def _render_request(spec: TaskSpec, sample: Sample, k: int = 0) -> RenderRequest
     return RenderRequest(layout=sample.layout, spec=spec, seed=candidate_seed(sample, k), prompt=sample.prompt)
 
 
-def _render_samples(deps: Deps, spec: TaskSpec, jobs: list[tuple[Sample, int]]) -> list[RenderResult]:
-    """Render candidate k of each (sample, k) through the engine; candidate 0 is written as soon as it is
-    rendered (a best-of-n winner is written when chosen)."""
+def _start_renders(deps: Deps, spec: TaskSpec, jobs: list[tuple[Sample, int]]) -> list[Future[Rendered]]:
+    """Futures for candidate k of each (sample, k): the prefetched render where it was made for exactly this
+    request, else one started now (urgent). Candidate 0 comes PNG-encoded, ready to write."""
+    requests = [_render_request(spec, s, k) for s, k in jobs]
+    futures: list[Future[Rendered] | None] = [
+        deps.prefetch.take(s.id, k, request, encode=k == 0) if deps.prefetch is not None else None
+        for (s, k), request in zip(jobs, requests, strict=True)]
+    for encode in (True, False):
+        missing = [i for i, ((_, k), future) in enumerate(zip(jobs, futures, strict=True))
+                   if future is None and (k == 0) == encode]
+        started = deps.engine.submit_renders([requests[i] for i in missing],
+                                             png_level=deps.config.png_compress_level if encode else None)
+        for i, future in zip(missing, started, strict=True):
+            futures[i] = future
+    return futures  # type: ignore[return-value]
 
-    def write(i: int, result: RenderResult) -> None:
-        sample, k = jobs[i]
+
+def _finish_renders(deps: Deps, jobs: list[tuple[Sample, int]],
+                    futures: list[Future[Rendered]]) -> list[RenderResult]:
+    """Wait for each render in order and write candidate 0's image (a best-of-n winner is written when chosen)."""
+    results = []
+    for (sample, k), future in zip(jobs, futures, strict=True):
+        rendered = future.result()
         if k == 0:
-            atomic_write_png(deps.out_dir / sample.image_path, result.image,
-                             compress_level=deps.config.png_compress_level)
+            png = rendered.png if rendered.png is not None else encode_png(
+                rendered.result.image, compress_level=deps.config.png_compress_level)
+            atomic_write_bytes(deps.out_dir / sample.image_path, png)
+        results.append(rendered.result)
+    return results
 
-    return deps.engine.render([_render_request(spec, s, k) for s, k in jobs], on_result=write)
+
+def _render_samples(deps: Deps, spec: TaskSpec, jobs: list[tuple[Sample, int]]) -> list[RenderResult]:
+    """Render candidate k of each (sample, k) through the engine and write candidate 0's image."""
+    return _finish_renders(deps, jobs, _start_renders(deps, spec, jobs))
+
+
+def _prefetch_next(deps: Deps, spec: TaskSpec, state: RunState, n: int) -> None:
+    """Start rendering (at low priority) the fresh samples that follow this batch, as many as are surely needed
+    even if every sample in flight is kept, within one batch and the attempt budget. Retries are not known
+    yet: they are rendered when their batch opens."""
+    if deps.prefetch is None:
+        return
+    next_index = state.get("next_index", 0)
+    undecided = len(state.get("batch", [])) + len(state.get("retry_slots", []))
+    needed = spec.n_images - state.get("kept", 0) - undecided
+    budget = math.ceil(spec.n_images * spec.budgets.max_total_attempts_factor) - state.get("attempts", 0)
+    count = min(deps.config.batch_size, needed, budget)
+    jobs = []
+    for index in range(next_index, next_index + max(0, count)):
+        sample = _new_sample(deps, spec, {"index": index, "attempt": 0})
+        jobs += [PrefetchJob(sample.id, k, _render_request(spec, sample, k), encode=k == 0) for k in range(n)]
+    deps.prefetch.offer(jobs)
 
 
 def render(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
-    """Render the batch (n candidates each under best-of-n) and write each image atomically."""
+    """Render the batch (n candidates each under best-of-n) and write each image atomically; meanwhile the
+    engine starts on the fresh samples that follow (pipelining: see agent/engines/prefetch.py)."""
     deps = _deps(runtime)
     spec = _spec(state)
     samples = [Sample.model_validate(s) for s in state["batch"]]
     n = state.get("best_of_n", 1)
     jobs = [(sample, k) for sample in samples for k in range(n)]
     with deps.timers.phase("render"):
-        results = _render_samples(deps, spec, jobs)
+        futures = _start_renders(deps, spec, jobs)
+        _prefetch_next(deps, spec, state, n)
+        results = _finish_renders(deps, jobs, futures)
     batch = []
     for i, sample in enumerate(samples):
         candidates = results[i * n:(i + 1) * n]

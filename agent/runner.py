@@ -23,17 +23,16 @@ from langgraph.types import Command, StateSnapshot
 
 from synthloop.agent.backends import (
     check_compatible,
-    make_annotator,
     make_judges,
     make_language_llm,
     make_pairwise_judge,
-    make_renderer,
     make_sampler,
     make_vlm_client,
 )
 from synthloop.agent.config import RunConfig
 from synthloop.agent.deps import Deps, Planner, ProgressCallback, Reviser
-from synthloop.agent.engine import LocalEngine
+from synthloop.agent.engines import check_engine, make_engine
+from synthloop.agent.engines.prefetch import RenderPrefetch
 from synthloop.agent.errors import UserInputError
 from synthloop.agent.graph import build_graph
 from synthloop.agent.store import restore_from_checkpoint
@@ -62,6 +61,7 @@ class RunSummary:
     stop_reason: str = ""
     spec: TaskSpec | None = None
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    busy_seconds: float = 0.0  # renderer busy time: some worker rendering or encoding an image (union)
 
 
 def prepare_new_out_dir(out_dir: Path) -> None:
@@ -94,14 +94,23 @@ def build_deps(
     executor: ThreadPoolExecutor,
     reviser: Reviser | None = None,
 ) -> Deps:
-    """Load the configured backends and check that they fit together, before anything runs (the stateful
-    judges learn the samples already kept in `_drive`, from what the checkpoint says)."""
+    """Load the configured backends (in the engine: local threads or Ray actors) and check that they fit
+    together, before anything runs (the stateful judges learn the samples already kept in `_drive`, from what
+    the checkpoint says). The caller closes `deps.engine` when the run ends."""
     duplicates = DuplicateIndex()
-    renderer, annotator = make_renderer(config.renderer), make_annotator(config.annotator)
-    check_compatible(renderer, annotator)
+    engine = make_engine(config, executor)
+    try:
+        check_compatible(engine.renderer, engine.annotator)
+        sampler = make_sampler(config.layout)
+    except BaseException:
+        engine.close()
+        raise
+    pipelined = config.executor.pipeline and not engine.renderer.capabilities.stateful
     deps = Deps(
-        config=config, out_dir=out_dir, planner=planner, sampler=make_sampler(config.layout),
-        renderer=renderer, annotator=annotator, engine=LocalEngine(renderer, annotator, executor),
+        config=config, out_dir=out_dir, planner=planner, sampler=sampler,
+        renderer=engine.renderer, annotator=engine.annotator, engine=engine,
+        prefetch=RenderPrefetch(engine, capacity=config.batch_size * config.best_of_n,
+                                png_level=config.png_compress_level) if pipelined else None,
         judges=make_judges(config, duplicates), duplicates=duplicates, executor=executor,
         auto_approve=auto_approve, progress=progress, reviser=reviser,
         pairwise=make_pairwise_judge(config, duplicates)
@@ -163,7 +172,7 @@ def _drive(
     """Run the graph until it ends, answering interrupts. `first_input` None means resume: the records on disk
     are first made to agree with the last checkpoint (see `store.restore_from_checkpoint`); a run killed
     before its first checkpoint starts again from the input recorded in run.json."""
-    started = time.perf_counter()
+    started, started_wall = time.perf_counter(), time.time()
     graph_config = {"configurable": {"thread_id": thread_id}, "recursion_limit": 1_000_000}
     with closing(sqlite3.connect(out_dir / CHECKPOINT_FILE, check_same_thread=False)) as connection:
         saver = SqliteSaver(connection)
@@ -200,7 +209,7 @@ def _drive(
         rejected=state.get("rejected", 0), attempts=state.get("attempts", 0),
         seconds=time.perf_counter() - started, exported=bool(state.get("exported")),
         cancelled=bool(state.get("cancelled")), stop_reason=state.get("stop_reason", ""), spec=spec,
-        phase_seconds=dict(deps.timers.seconds),
+        phase_seconds=dict(deps.timers.seconds), busy_seconds=deps.engine.busy.busy_seconds(since=started_wall),
     )
 
 
@@ -222,6 +231,7 @@ def start_run(
     if spec is None and planner is None:
         raise ValueError("a run from a request needs a planner")
     out_dir = Path(out_dir)
+    check_engine(config.executor)
     prepare_new_out_dir(out_dir)
     thread_id = uuid.uuid4().hex
     atomic_write_json(out_dir / RUN_FILE, {
@@ -232,7 +242,10 @@ def start_run(
     with ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="synthloop") as executor:
         deps = build_deps(out_dir, config, planner or _no_planner, auto_approve=auto_approve,
                           progress=progress, executor=executor, reviser=reviser)
-        return _drive(out_dir, thread_id, first_input, deps, on_interrupt)
+        try:
+            return _drive(out_dir, thread_id, first_input, deps, on_interrupt)
+        finally:
+            deps.engine.close()
 
 
 def read_run_file(out_dir: Path) -> dict[str, Any]:
@@ -252,12 +265,13 @@ VLM_ENDPOINT_FIELDS = frozenset({"base_url", "model", "api_key_env", "timeout_s"
 
 
 def resume_config(stored: RunConfig, new: RunConfig) -> RunConfig:
-    """The run's stored config with the LLM section and the VLM endpoint of `new` (`resume DIR --config FILE`).
+    """The run's stored config with the LLM section and the VLM endpoint of `new` (`resume DIR --config FILE`),
+    and its executor when `new` sets one (the engine never changes the dataset).
 
     Anything else `new` sets explicitly to another value than the run started with (a backend, a threshold,
     the VLM judge on or off, its sampling) would change the dataset half-way: refused with one line naming it.
     """
-    fields = new.model_fields_set - {"llm", "vlm"}
+    fields = new.model_fields_set - {"llm", "vlm", "executor"}
     changed = sorted(name for name in fields if getattr(new, name) != getattr(stored, name))
     vlm = stored.vlm
     if "vlm" in new.model_fields_set and new.vlm is not None and stored.vlm is not None:
@@ -269,7 +283,8 @@ def resume_config(stored: RunConfig, new: RunConfig) -> RunConfig:
     if changed:
         raise UserInputError("resume --config may change only the llm and vlm endpoint sections, not "
                              f"{', '.join(changed)} (the run started with other values)")
-    return stored.model_copy(update={"llm": new.llm, "vlm": vlm})
+    executor = new.executor if "executor" in new.model_fields_set else stored.executor
+    return stored.model_copy(update={"llm": new.llm, "vlm": vlm, "executor": executor})
 
 
 def resume_run(
@@ -287,9 +302,13 @@ def resume_run(
     run = read_run_file(out_dir)
     stored = RunConfig.model_validate(run["config"])
     config = stored if config is None else resume_config(stored, config)
+    check_engine(config.executor)
     if config != stored:
         atomic_write_json(out_dir / RUN_FILE, {**run, "config": config.model_dump(mode="json")}, indent=2)
     with ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="synthloop") as executor:
         deps = build_deps(out_dir, config, planner or _no_planner, auto_approve=bool(run.get("auto_approve")),
                           progress=progress, executor=executor, reviser=reviser)
-        return _drive(out_dir, run["thread_id"], None, deps, on_interrupt)
+        try:
+            return _drive(out_dir, run["thread_id"], None, deps, on_interrupt)
+        finally:
+            deps.engine.close()

@@ -1,17 +1,20 @@
 """`synthloop bench`: renderer throughput against the whole loop, measured in one run.
 
-Three measurements on the same layouts, same size, same worker count, for one renderer (`--renderer`, the
-compositor by default):
+On the same layouts, size and worker count, for one renderer (`--renderer`, the compositor by default):
 1. render only        the renderer's `render` over a thread pool (the raw backend);
-2. render + encode    plus PNG encoding (what the render node does besides writing);
-3. end to end         `synthloop run` on the same spec: layout, render, write, annotate, critique, records,
-                      LangGraph checkpoints, export (COCO + YOLO + manifest + card).
-The orchestration share is the part of end-to-end wall time spent outside the render node (render + encode +
-write), taken from the run's own phase timers.
+2. render + encode    plus PNG encoding (what a render worker does besides writing);
+3. end to end         `synthloop run` on the same spec (layout, render, write, annotate, critique, records,
+                      LangGraph checkpoints, export): with the local engine pipelined (the default), and again
+                      without pipelining for comparison; with `ray`, also the local engine at 1 worker and the
+                      Ray engine at 1 and 2 workers (one Ray instance started first, its start-up reported apart).
+The orchestration share of a run is the part of its wall time during which no worker was rendering or encoding
+an image: 1 − renderer busy time / wall time, where busy time is the union of the workers' render and encode
+intervals (the engine's `BusyClock`), not the render node's wall time. Printed, never asserted.
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,8 +35,37 @@ def bench_spec(n: int, size: int) -> TaskSpec:
 
 
 @dataclass
+class EngineRun:
+    """One end-to-end run: which engine, how many workers, pipelined or not, and what it took.
+
+    seconds: the run's wall time from its first graph step to the end of export; setup_seconds: building the
+    backends before it (Ray: starting the actors); busy_seconds: renderer busy time within `seconds`.
+    """
+
+    engine: str
+    workers: int
+    pipeline: bool
+    seconds: float
+    setup_seconds: float
+    busy_seconds: float
+    kept: int
+    rejected: int
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def images_per_second(self) -> float:
+        """Kept images per second of run wall time."""
+        return self.kept / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def outside_share(self) -> float:
+        """Share of the run's wall time during which no worker rendered or encoded."""
+        return max(0.0, 1.0 - self.busy_seconds / self.seconds) if self.seconds > 0 else 0.0
+
+
+@dataclass
 class BenchResult:
-    """Throughput figures (images per second) and where end-to-end time went."""
+    """Throughput of the raw renderer and of end-to-end runs (the first run is the default configuration)."""
 
     n: int
     size: int
@@ -41,18 +73,34 @@ class BenchResult:
     renderer: str
     render_only_ips: float
     render_encode_ips: float
-    end_to_end_ips: float
-    end_to_end_seconds: float
-    outside_render_share: float
-    kept: int
-    rejected: int
-    phase_seconds: dict[str, float] = field(default_factory=dict)
+    runs: list[EngineRun]
+    ray_start_seconds: float | None = None
+
+    def run(self, engine: str, workers: int, pipeline: bool = True) -> EngineRun | None:
+        """The run measured with these settings, if any."""
+        return next((r for r in self.runs if (r.engine, r.workers, r.pipeline) == (engine, workers, pipeline)), None)
 
 
-def run_bench(n: int = 200, size: int = 512, workers: int = 2, renderer_name: str = "compositor") -> BenchResult:
-    """Run the three measurements with renderer `renderer_name` (default options) and return the figures."""
-    from synthloop.agent.config import RunConfig
+def measure_run(spec: TaskSpec, renderer_name: str, *, engine: str = "local", workers: int = 2,
+                pipeline: bool = True, address: str | None = None) -> EngineRun:
+    """`synthloop run` of `spec` in a temporary folder with the given engine settings."""
+    from synthloop.agent.config import ExecutorConfig, RunConfig
     from synthloop.agent.runner import start_run
+
+    config = RunConfig(workers=workers, renderer=renderer_name,
+                       executor=ExecutorConfig(engine=engine, address=address, pipeline=pipeline))
+    with tempfile.TemporaryDirectory(prefix="synthloop-bench-") as tmp:
+        started = time.perf_counter()
+        summary = start_run(Path(tmp) / "run", config, spec=spec, auto_approve=True)
+        total = time.perf_counter() - started
+    return EngineRun(engine=engine, workers=workers, pipeline=pipeline, seconds=summary.seconds,
+                     setup_seconds=max(0.0, total - summary.seconds), busy_seconds=summary.busy_seconds,
+                     kept=summary.kept, rejected=summary.rejected, phase_seconds=summary.phase_seconds)
+
+
+def run_bench(n: int = 200, size: int = 512, workers: int = 2, renderer_name: str = "compositor", *,
+              ray: bool = False, address: str | None = None) -> BenchResult:
+    """Run the measurements with renderer `renderer_name` (default options) and return the figures."""
     from synthloop.tools.io import encode_png
     from synthloop.tools.layout.procedural import ProceduralLayoutSampler
     from synthloop.tools.render.registry import RENDERERS
@@ -61,8 +109,7 @@ def run_bench(n: int = 200, size: int = 512, workers: int = 2, renderer_name: st
     spec = bench_spec(n, size)
     sampler, renderer = ProceduralLayoutSampler(), RENDERERS.build(renderer_name)
     seeds = [derive_seed(spec.seed, i, 0) for i in range(n)]
-    layouts = [sampler.sample(spec, s) for s in seeds]
-    jobs = list(zip(layouts, seeds, strict=True))
+    jobs = [(sampler.sample(spec, s), s) for s in seeds]
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(lambda job: renderer.render(job[0], spec, job[1]), jobs[: min(4, n)]))  # warm caches
@@ -73,35 +120,51 @@ def run_bench(n: int = 200, size: int = 512, workers: int = 2, renderer_name: st
         list(pool.map(lambda job: encode_png(renderer.render(job[0], spec, job[1]).image), jobs))
         render_encode = time.perf_counter() - start
 
-    with tempfile.TemporaryDirectory(prefix="synthloop-bench-") as tmp:
-        summary = start_run(Path(tmp) / "run", RunConfig(workers=workers, renderer=renderer_name), spec=spec,
-                            auto_approve=True)
-    render_node = summary.phase_seconds.get("render", 0.0)
-    return BenchResult(
-        n=n, size=size, workers=workers, renderer=renderer_name, render_only_ips=n / render_only,
-        render_encode_ips=n / render_encode,
-        end_to_end_ips=summary.kept / summary.seconds, end_to_end_seconds=summary.seconds,
-        outside_render_share=1.0 - render_node / summary.seconds, kept=summary.kept, rejected=summary.rejected,
-        phase_seconds=summary.phase_seconds,
-    )
+    runs = [measure_run(spec, renderer_name, workers=workers),
+            measure_run(spec, renderer_name, workers=workers, pipeline=False)]
+    ray_start = None
+    if ray:
+        from synthloop.agent.engines.ray_engine import import_ray
+
+        ray_module = import_ray()
+        started = time.perf_counter()
+        ray_module.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+        ray_start = time.perf_counter() - started
+        try:
+            if workers != 1:
+                runs.append(measure_run(spec, renderer_name, workers=1))
+            runs += [measure_run(spec, renderer_name, engine="ray", workers=k) for k in (1, 2)]
+        finally:
+            ray_module.shutdown()
+    return BenchResult(n=n, size=size, workers=workers, renderer=renderer_name, render_only_ips=n / render_only,
+                       render_encode_ips=n / render_encode, runs=runs, ray_start_seconds=ray_start)
 
 
 def format_bench(result: BenchResult) -> str:
     """The bench report as printed by `synthloop bench`."""
     lines = [
-        f"synthloop bench: {result.n} images at {result.size}×{result.size}, {result.workers} worker thread(s)",
+        f"synthloop bench: {result.n} images at {result.size}×{result.size}, {result.workers} worker(s)",
         f"  {result.renderer + ' only':<25}{result.render_only_ips:8.1f} images/s",
         f"  {result.renderer + ' + PNG encode':<25}{result.render_encode_ips:8.1f} images/s",
-        f"  end to end (run → export){result.end_to_end_ips:8.1f} images/s   "
-        f"({result.kept} kept, {result.rejected} rejected, {result.end_to_end_seconds:.2f} s)",
-        f"  outside render + encode  {result.outside_render_share:8.1%} of end-to-end time",
-        "  end-to-end time by phase:",
+        "  end to end (run → export)      images/s   wall s  setup s  kept  rejected  outside render+encode",
     ]
+    for run in result.runs:
+        label = f"{run.engine}, {run.workers} worker{'s' if run.workers > 1 else ''}, " + (
+            "pipelined" if run.pipeline else "not pipelined")
+        lines.append(f"    {label:<29}{run.images_per_second:8.1f} {run.seconds:8.2f} {run.setup_seconds:8.2f} "
+                     f"{run.kept:5d} {run.rejected:9d}  {run.outside_share:8.1%}")
+    ray_1, ray_2, local_1 = result.run("ray", 1), result.run("ray", 2), result.run("local", 1)
+    if ray_1 and ray_2 and local_1:
+        lines.append(f"  ray: 1 → 2 workers speed-up ×{ray_2.images_per_second / ray_1.images_per_second:.2f}; "
+                     f"overhead at 1 worker against the local engine {ray_1.seconds / local_1.seconds - 1:+.1%} "
+                     f"wall time (Ray start-up {result.ray_start_seconds:.1f} s and actor start-up not counted)")
+    main = result.runs[0]
+    lines.append(f"  node wall time of the {main.engine} pipelined run (phases overlap background rendering):")
     accounted = 0.0
     for phase in ("layout", "render", "annotate", "critique", "store", "export"):
-        seconds = result.phase_seconds.get(phase, 0.0)
+        seconds = main.phase_seconds.get(phase, 0.0)
         accounted += seconds
-        lines.append(f"    {phase:<10}{seconds:7.2f} s  {seconds / result.end_to_end_seconds:6.1%}")
-    rest = result.end_to_end_seconds - accounted
-    lines.append(f"    {'graph+ckpt':<10}{rest:7.2f} s  {rest / result.end_to_end_seconds:6.1%}")
+        lines.append(f"    {phase:<10}{seconds:7.2f} s  {seconds / main.seconds:6.1%}")
+    rest = main.seconds - accounted
+    lines.append(f"    {'graph+ckpt':<10}{rest:7.2f} s  {rest / main.seconds:6.1%}")
     return "\n".join(lines)
