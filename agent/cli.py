@@ -35,9 +35,10 @@ EXIT_TERMINATED = 128 + signal.SIGTERM
 MAX_IMAGES = 1_000_000
 LARGE_RUN_IMAGES = 10_000  # above this, a run prints its time and disk estimate and checks the free space
 MB_PER_512_IMAGE = 0.4  # measured: PNG, annotations, manifest and records of one 512² image
-# Seconds per 512² image (render, annotate, critique, export) on 2 CPU cores, measured with `synthloop bench`;
-# other renderers (diffusion on a GPU, plugins) have no figure here and get a disk estimate only.
-SECONDS_PER_512_IMAGE = {"compositor": 0.05, "copy_paste": 0.2}
+# Seconds per 512² image, the whole loop (render, annotate, critique, export) on 2 busy CPU cores: the difference
+# of `synthloop run` at 30 and 120 images (2026-12-01). Other renderers (diffusion on a GPU, plugins) have no
+# figure here and get a disk estimate only.
+SECONDS_PER_512_IMAGE = {"compositor": 0.13, "copy_paste": 0.18}
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="YAML/JSON run config (LLM endpoint, backends, budgets).")
