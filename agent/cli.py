@@ -782,6 +782,7 @@ def eval_critic(
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
     out: Annotated[Path | None, typer.Option("--out", help="Write the report as JSON here.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Score histogram PNG (default: next to --out).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out and --plot if they exist.")] = False,
 ) -> None:
     """Agreement of a judge with human labels: accuracy, κ, reject precision/recall, τ, pairwise agreement."""
     import tempfile
@@ -795,6 +796,9 @@ def eval_critic(
         raise CliError("give either --critique FILE or --coco FILE --images DIR")
     if plot is None and out is not None:
         plot = out.with_suffix(".png")
+    for option, path in (("--out", out), ("--plot", plot)):
+        if path is not None:
+            _check_new_file(option, path, force)
     with tempfile.TemporaryDirectory(prefix="synthloop-eval-") as tmp:
         if coco is not None:
             if images is None:
@@ -820,6 +824,7 @@ def eval_critic_defects(
     size: Annotated[int, typer.Option("--size", help="Image side in pixels.")] = 512,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the samples and the injections.")] = 0,
     out: Annotated[Path | None, typer.Option("--out", help="Write counts and rates as JSON here.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
 ) -> None:
     """Defect benchmark: per-defect catch rate and clean false rejects of every embedded judge."""
     from synthloop.evals.critic_defects import format_defect_bench, run_defect_bench
@@ -828,6 +833,8 @@ def eval_critic_defects(
     _check_count("--n", n, 1, 100_000)
     _check_count("--size", size, 64, 4096)
     _check_count("--seed", seed, 0, 2**32 - 1)
+    if out is not None:
+        _check_new_file("--out", out, force)
     bench = run_defect_bench(n=n, size=size, seed=seed)
     typer.echo(format_defect_bench(bench))
     if out is not None:
@@ -844,6 +851,7 @@ def eval_labels(
     renderer: Annotated[str, typer.Option("--renderer", help="A renderer with exact masks: compositor, "
                                                              "copy_paste.")] = "compositor",
     out: Annotated[Path | None, typer.Option("--out", help="Write counts and rates as JSON here.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
 ) -> None:
     """Captions, referring expressions and relations measured against the exact truth of rendered scenes."""
     from synthloop.evals.labels import format_labels_report, run_labels_eval
@@ -853,6 +861,8 @@ def eval_labels(
     _check_count("--size", size, 64, 4096)
     _check_count("--seed", seed, 0, 2**32 - 1)
     _check_count("--noise", noise, 0, 64)
+    if out is not None:
+        _check_new_file("--out", out, force)
     try:
         report = run_labels_eval(n=n, size=size, seed=seed, noise_px=noise, renderer=renderer)
     except ValueError as exc:

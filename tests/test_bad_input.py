@@ -181,6 +181,15 @@ def test_critique_does_not_overwrite_without_force(finished_run: Path, tmp_path:
     assert len(report.read_text().splitlines()) == len(json.loads(coco.read_text())["images"])
 
 
+@pytest.mark.parametrize("command", [["eval", "critic-defects", "--n", "1"], ["eval", "labels", "--n", "1"],
+                                     ["eval", "critic", "labels.jsonl", "--critique", "c.jsonl"]])
+def test_eval_reports_are_not_overwritten_without_force(tmp_path: Path, command: list[str]) -> None:
+    report = tmp_path / "report.json"
+    report.write_text("earlier results\n")
+    one_error_line(synthloop(*command, "--out", str(report), cwd=tmp_path), "already exists", "--force")
+    assert report.read_text() == "earlier results\n"
+
+
 def test_critique_opens_no_file_outside_the_image_folder(finished_run: Path, tmp_path: Path) -> None:
     images = tmp_path / "dataset" / "images"
     images.mkdir(parents=True)
@@ -246,7 +255,7 @@ def test_estimates_and_the_capacity_check(tmp_path: Path, monkeypatch: pytest.Mo
     assert cli.run_estimate(20_000, 1024, 512, "diffusion") == (pytest.approx(16_000.0), None)
     spec = TaskSpec.model_validate({**SPEC, "n_images": 50_000, "width": 512, "height": 512})
     monkeypatch.setattr(cli, "_free_megabytes", lambda path: 15_000.0)
-    with pytest.raises(UserInputError, match="has 15.0 GB free but this run needs about 20.0 GB"):
+    with pytest.raises(UserInputError, match=r"has 15\.0 GB free but this run needs about 20\.0 GB"):
         cli._capacity_check(tmp_path, "compositor", force=False)(spec)
     cli._capacity_check(tmp_path, "compositor", force=True)(spec)  # --force: the estimate only
     assert f"about {cli._duration(seconds)} with compositor" in capsys.readouterr().err
