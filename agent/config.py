@@ -163,8 +163,9 @@ class RunConfig(BaseModel):
     llm: LLMConfig = Field(default_factory=LLMConfig)
     layout: LayoutBlock = Field(default=BackendBlock(backend="procedural"),
                                 description="Layout sampler: a name or {backend: NAME, ...options}.")
-    renderer: RendererBlock = Field(default=BackendBlock(backend="compositor"),
-                                    description="Renderer: a name or {backend: NAME, ...options}.")
+    renderer: RendererBlock = Field(default=BackendBlock(backend="copy_paste"),
+                                    description="Renderer: a name or {backend: NAME, ...options}. Default "
+                                                "copy_paste: real cut-outs with exact masks.")
     annotator: AnnotatorBlock = Field(default=BackendBlock(backend="exact"),
                                       description="Annotator: a name or {backend: NAME, ...options}.")
     judges: list[JudgeBlock] = Field(default_factory=list, max_length=32,

@@ -35,12 +35,21 @@ class BoxesOnly(BaseAnnotator):
 
 
 def test_style_words_the_renderer_cannot_draw_are_named_back_and_sources_noted(tmp_path: Path) -> None:
-    start_run(tmp_path / "out", RunConfig(), spec=SPEC, auto_approve=True)
+    start_run(tmp_path / "out", RunConfig(renderer="compositor"), spec=SPEC, auto_approve=True)
     spec = json.loads((tmp_path / "out" / "spec.json").read_text())
     named = {(n["kind"], n["text"], n["about"]) for n in spec["notices"]}
     assert {("cannot_deliver", "night", "style"), ("cannot_deliver", "rain", "style")} <= named
     assert spec["plan_notes"] == ["cup: procedural shapes, not real objects (the copy_paste renderer pastes real "
                                   "cut-outs)"]
+
+
+def test_copy_paste_draws_weather_and_names_back_what_it_cannot(tmp_path: Path) -> None:
+    spec = SPEC.model_copy(update={"style": "night, rain, watercolor", "n_images": 1})
+    start_run(tmp_path / "out", RunConfig(renderer="copy_paste"), spec=spec, auto_approve=True)
+    written = json.loads((tmp_path / "out" / "spec.json").read_text())
+    assert [(n["text"], n["about"]) for n in written["notices"] if n["kind"] == "cannot_deliver"] == \
+        [("watercolor", "style")]
+    assert len(written["plan_notes"]) == 1 and written["plan_notes"][0].startswith("cup: ")
 
 
 def test_a_mask_task_with_a_box_only_annotator_stops_an_unattended_run(tmp_path: Path) -> None:

@@ -163,7 +163,7 @@ class TaskSpec(_Frozen):
     defaults_used: list[str] = Field(
         default_factory=list, max_length=30, description="Fields not grounded in the request: 'field=value'."
     )
-    plan_notes: list[Annotated[str, Field(max_length=400)]] = Field(
+    plan_notes: list[Annotated[str, Field(max_length=1000)]] = Field(
         default_factory=list, max_length=60,
         description="How the chosen backends deliver the spec, set before approval: where each class's objects "
                     "come from ('cup: 3 photos (Tux Paint)'), layout sources.")

@@ -34,7 +34,7 @@ from synthloop.tools.assets.coverage import ClassCoverage, coverage
 from synthloop.tools.assets.library import SOURCES, AssetLibrary, Selection, cutout
 from synthloop.tools.assets.types import Asset
 from synthloop.tools.backend import Capabilities
-from synthloop.tools.render.base import BaseRenderer, RenderResult
+from synthloop.tools.render.base import BaseRenderer, RenderResult, RenderReview
 from synthloop.tools.render.compositor import scene_prompt
 from synthloop.tools.render.compositor_shapes import (
     attribute_colour,
@@ -169,6 +169,13 @@ class CopyPasteRenderer(BaseRenderer):
         distinct exemplars, and a one-line message (for the plan and the card)."""
         return coverage(spec.class_names, self.library, context=[spec.scene, spec.style],
                         context_for={o.name: _class_context(o) for o in spec.objects})
+
+    def review(self, spec: TaskSpec) -> RenderReview:
+        """Where each class's objects come from, and the style terms this renderer cannot draw."""
+        notes = tuple(_short_note(c) for c in self.coverage(spec).values())
+        return RenderReview(notes=notes, unsupported_style=tuple(self.plan(spec).unsupported),
+                            reason="the copy_paste renderer has no effect for it (it draws night, dusk, fog, "
+                                   "rain, snow, aerial and similar)")
 
     # --- per image ------------------------------------------------------------------------------------------
 
@@ -407,3 +414,16 @@ def _pixel_box(box: tuple[float, float, float, float], width: int, height: int) 
     x1 = max(min(round(box[2] * width), width), x0 + 1)
     y1 = max(min(round(box[3] * height), height), y0 + 1)
     return x0, y0, x1, y1
+
+
+def _short_note(coverage: ClassCoverage) -> str:
+    """One line of the plan per class: its sources, then short flags (the card has the long form)."""
+    if not coverage.exemplars:
+        return coverage.message  # says how to give examples
+    text = coverage.message.split("; ")[0]
+    flags = []
+    if coverage.exemplars < 5:
+        flags.append("few exemplars, varied by the renderer; more with --assets")
+    if coverage.alternatives and coverage.source not in ("user", "coco"):
+        flags.append(f"taken as: {coverage.sense}")
+    return text + (f" ({'; '.join(flags)})" if flags else "")
