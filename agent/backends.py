@@ -10,6 +10,7 @@ from synthloop.agent.errors import UserInputError
 from synthloop.tools.annotate.base import Annotator
 from synthloop.tools.backend import BackendBlock, BackendError, Registry
 from synthloop.tools.critic.base import Judge
+from synthloop.tools.critic.certificate import CertificateJudge
 from synthloop.tools.critic.duplicates import DuplicateIndex, DuplicateJudge
 from synthloop.tools.critic.embedded import embedded_judges
 from synthloop.tools.critic.pairwise import PairwiseJudge
@@ -63,9 +64,16 @@ def check_compatible(renderer: Renderer, annotator: Annotator) -> None:
             "provide; choose a model annotator (e.g. annotator: sam) or a compositing renderer")
 
 
-def make_judges(config: RunConfig, duplicates: DuplicateIndex) -> list[Judge]:
+def make_judges(config: RunConfig, duplicates: DuplicateIndex, *, exact_labels: bool = True) -> list[Judge]:
     """The embedded critic: rule judges in a fixed order (their verdicts are recorded in this order), then the
-    detector-agreement judge when one is configured."""
+    detector-agreement judge when one is configured.
+
+    `exact_labels`: whether the run's annotator declares exact labels. When it does not (SAM, a detector), the
+    checks made for model labels are on by default: the boundary-evidence judge (unless `boundary_evidence`
+    says otherwise) and the certificate judge (`rules.certificate` with its defaults, unless `judges:` lists
+    one with its own options).
+    """
+    boundary = config.boundary_evidence if config.boundary_evidence is not None else not exact_labels
     judges = embedded_judges(
         duplicates,
         min_box_side_px=config.min_box_side_px,
@@ -74,9 +82,11 @@ def make_judges(config: RunConfig, duplicates: DuplicateIndex) -> list[Judge]:
         min_area_fraction=config.min_area_fraction,
         max_truncated_fraction=config.max_truncated_fraction,
         pixel_checks=config.image_quality_checks,
-        boundary_evidence=config.boundary_evidence,
+        boundary_evidence=boundary,
         class_balance=ClassBalanceJudge(max_drift=config.max_class_drift),
     )
+    if not exact_labels and all(block.backend != CertificateJudge.id for block in config.judges):
+        judges.append(CertificateJudge())
     if config.detector is not None:
         judges.append(make_detector_judge(config.detector))
     if config.vlm is not None and config.vlm.pointwise:

@@ -186,9 +186,10 @@ class RunConfig(BaseModel):
     max_class_drift: float = Field(default=0.15, gt=0.0, le=1.0,
                                    description="Kept class histogram vs the spec's shares (total variation).")
     image_quality_checks: bool = Field(default=True, description="Reject black / white / constant / saturated images.")
-    boundary_evidence: bool = Field(
-        default=False, description="Check masks/boxes against image edges (~1 ms per 512² image; exact compositor "
-                                   "labels cannot be off their objects, generated images with SAM labels can).")
+    boundary_evidence: bool | None = Field(
+        default=None, description="Check masks/boxes against image edges (~1 ms per 512² image). None: on when the "
+                                  "annotator's labels are not exact (SAM, detector: they can be off their "
+                                  "objects), off for exact compositor labels (they cannot).")
     png_compress_level: int = Field(default=1, ge=0, le=9)
     detector: DetectorConfig | None = Field(default=None, description="Detector-agreement judge; None = off.")
     vlm: VLMConfig | None = Field(default=None, description="VLM judge; None = off.")

@@ -6,6 +6,7 @@ samples, so orchestration cost per sample stays far below render cost.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -40,9 +41,10 @@ from synthloop.tools.critic.duplicates import perceptual_hash, pixel_sha256
 from synthloop.tools.critic.ensemble import combine
 from synthloop.tools.critic.rank import rank_samples
 from synthloop.tools.critic.repair import RepairAction, drop_instances, plan_repair
+from synthloop.tools.export.edits import EDITS_DIR
 from synthloop.tools.export.records import export_all, write_spec
 from synthloop.tools.io import atomic_write_bytes, atomic_write_json, atomic_write_png, encode_png
-from synthloop.tools.render.base import RenderRequest, RenderResult
+from synthloop.tools.render.base import RenderRequest, RenderResult, can_edit_images, edit_provenance
 from synthloop.tools.seeding import derive_seed, split_for_index
 from synthloop.tools.types import Annotation, Decision, Layout, Sample, Task, TaskSpec, Verdict
 
@@ -413,46 +415,90 @@ def _prejudge(deps: Deps, spec: TaskSpec, sample: Sample, image: np.ndarray) -> 
                     if not judge.capabilities.stateful}
 
 
-def _repair_in_place(deps: Deps, spec: TaskSpec, sample: Sample, image: np.ndarray,
+def _repair_in_place(deps: Deps, spec: TaskSpec, sample: Sample, render: RenderResult,
                      action: RepairAction) -> tuple[Sample, Decision] | None:
-    """Apply an annotation-only repair and judge again (once); None when the action does not apply."""
-    if sample.annotation is None:
+    """Apply a repair that keeps the attempt (drop annotations, or edit the image) and judge again (once);
+    None when the action is not one of those or does not apply."""
+    if action.kind == "edit_image":
+        return _edit_in_place(deps, spec, sample, render, action)
+    if action.kind != "drop_instances" or sample.annotation is None:
         return None
     try:
         annotation = drop_instances(sample.annotation, action.instances)
     except ValueError:
         return None
     if LANGUAGE_TASKS & set(spec.tasks):  # captions count, and expressions single out, what is left
-        annotation = _with_language(deps, spec, sample, annotation, image)
+        annotation = _with_language(deps, spec, sample, annotation, render.image)
     repaired = sample.model_copy(update={"annotation": annotation, "repairs": [*sample.repairs, action.describe()]})
-    return _judge(deps, spec, repaired, image)
+    return _judge(deps, spec, repaired, render.image)
+
+
+def _can_edit(deps: Deps) -> bool:
+    """Image edits repair `edit` verdicts when the renderer edits images and the annotator labels pixels (an
+    instance map read by an exact annotator would no longer describe the edited image)."""
+    return can_edit_images(deps.renderer) and not deps.annotator.capabilities.needs_instance_map
+
+
+def _edit_in_place(deps: Deps, spec: TaskSpec, sample: Sample, render: RenderResult,
+                   action: RepairAction) -> tuple[Sample, Decision]:
+    """InstructDiffusion-style repair: the renderer's editor applies the instruction (seed derived from the
+    sample's), the edited image replaces the sample's, the pair is written to edits/ (source, result; listed
+    by the edits exporter), the image is annotated again through the engine and judged again (once)."""
+    seed = derive_seed(sample.seed, "edit")
+    edited = np.asarray(deps.renderer.edit_image(render.image, action.instruction, seed))
+    if edited.shape != render.image.shape or edited.dtype != np.uint8:
+        raise RuntimeError(f"renderer '{deps.renderer.id}' edited a {render.image.shape} image into "
+                           f"{edited.shape} {edited.dtype} (an edit keeps size and uint8 RGB)")
+    level = deps.config.png_compress_level
+    name = f"{EDITS_DIR}/{sample.id}-a{sample.attempt}"
+    source, result = f"{name}-src.png", f"{name}-dst.png"
+    atomic_write_png(deps.out_dir / source, render.image, compress_level=level)
+    atomic_write_png(deps.out_dir / result, edited, compress_level=level)
+    atomic_write_png(deps.out_dir / sample.image_path, edited, compress_level=level)
+    relabel = dataclasses.replace(render, image=edited, instance_map=None, amodal_areas=[])
+    annotation = deps.engine.annotate([AnnotateRequest(sample.layout, relabel, spec)])[0]
+    if LANGUAGE_TASKS & set(spec.tasks):
+        annotation = _with_language(deps, spec, sample, annotation, edited)
+    editor = edit_provenance(deps.renderer)
+    record = {"attempt": sample.attempt, "instruction": action.instruction, "seed": seed, "source": source,
+              "result": result, "editor": editor, "causes": list(action.causes)}
+    repaired = sample.model_copy(update={
+        "annotation": annotation, "repairs": [*sample.repairs, action.describe()],
+        "render_info": {**sample.render_info, "edits": [*sample.render_info.get("edits", []), record]},
+        "image_sha256": pixel_sha256(edited), "phash": perceptual_hash(edited),
+        "backend": {**sample.backend, "editor": str(editor.get("model") or editor.get("editor") or deps.renderer.id)}})
+    return _judge(deps, spec, repaired, edited)
 
 
 def critique(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     """Judge each sample in index order, then keep it, repair it, or reject it and queue a new attempt.
 
     Repairs (bounded): an `edit` verdict asking to drop annotations is applied in place and judged once more;
-    one asking for a re-render queues the next attempt with the same layout and a new seed; anything else
-    (and every reject) queues a new layout. Attempts stop at the spec's per-image budget.
+    one asking for an image change ("make the cup red") is applied by the renderer's editor when it has one
+    (the edited image annotated again and judged once more; `_edit_in_place`); one asking for a re-render (or
+    an image change without an editor, or an edit the critic still refuses) queues the next attempt with the
+    same layout and a new seed; anything else (and every reject) queues a new layout. Attempts stop at the
+    spec's per-image budget.
     """
     deps = _deps(runtime)
     spec = _spec(state)
     samples = sorted((Sample.model_validate(s) for s in state["batch"]), key=lambda s: s.index)
     kept, rejected = state.get("kept", 0), state.get("rejected", 0)
     retries: list[Slot] = list(state.get("retry_slots", []))
-    images = [result.image for result in _renders_for(deps, spec, samples)]
+    renders = _renders_for(deps, spec, samples)
     for sample in samples:
         deps.scratch.pop(sample.id, None)
     with deps.timers.phase("critique"):
-        prepared = deps.engine.map(lambda pair: _prejudge(deps, spec, *pair), zip(samples, images, strict=True))
-    for (sample, precomputed), image in zip(prepared, images, strict=True):
+        prepared = deps.engine.map(lambda pair: _prejudge(deps, spec, *pair),
+                                   zip(samples, (r.image for r in renders), strict=True))
+    can_edit = _can_edit(deps)
+    for (sample, precomputed), render in zip(prepared, renders, strict=True):
         action: RepairAction | None = None
         with deps.timers.phase("critique"):
-            sample, decision = _judge(deps, spec, sample, image, precomputed)
+            sample, decision = _judge(deps, spec, sample, render.image, precomputed)
             if decision == Decision.edit:
-                action = plan_repair(sample.verdicts)
-                repaired = _repair_in_place(deps, spec, sample, image, action) \
-                    if action.kind == "drop_instances" else None
+                action = plan_repair(sample.verdicts, can_edit=can_edit)
+                repaired = _repair_in_place(deps, spec, sample, render, action)
                 if repaired is not None:
                     sample, decision = repaired
                     action = None if decision == Decision.accept else action
@@ -468,8 +514,10 @@ def critique(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
             if sample.attempt + 1 < spec.budgets.max_attempts_per_image:
                 retry: Slot = {"index": sample.index, "attempt": sample.attempt + 1}
                 if action is not None:
-                    retry["repairs"] = [*sample.repairs, f"{action.describe()} after attempt {sample.attempt}"]
-                    if action.kind == "rerender":
+                    # An edit the critic still refused is followed by a re-render of the same layout.
+                    note = "rerender" if action.kind == "edit_image" else action.describe()
+                    retry["repairs"] = [*sample.repairs, f"{note} after attempt {sample.attempt}"]
+                    if action.kind in ("rerender", "edit_image"):
                         retry["layout"] = sample.layout.model_dump(mode="json")
                 retries.append(retry)
             deps.report("rejected", id=sample.id, reasons=row["reasons"])

@@ -111,7 +111,8 @@ def build_deps(
         renderer=engine.renderer, annotator=engine.annotator, engine=engine,
         prefetch=RenderPrefetch(engine, capacity=config.batch_size * config.best_of_n,
                                 png_level=config.png_compress_level) if pipelined else None,
-        judges=make_judges(config, duplicates), duplicates=duplicates, executor=executor,
+        judges=make_judges(config, duplicates, exact_labels=engine.annotator.capabilities.exact_labels),
+        duplicates=duplicates, executor=executor,
         auto_approve=auto_approve, progress=progress, reviser=reviser,
         pairwise=make_pairwise_judge(config, duplicates)
         if config.best_of_n > 1 or config.rank_matches_per_sample > 0 else None,

@@ -108,7 +108,7 @@ def test_rejected_samples_are_retried_and_recorded(tmp_path: Path, monkeypatch: 
 
     original = backends.make_judges
     monkeypatch.setattr("synthloop.agent.runner.make_judges",
-                        lambda config, dup: [*original(config, dup), RejectOddFirstAttempts()])
+                        lambda config, dup, **kw: [*original(config, dup, **kw), RejectOddFirstAttempts()])
     summary = start_run(tmp_path / "out", CONFIG, spec=SPEC, auto_approve=True)
     assert summary.kept == 12 and summary.rejected == 6
     rows = [json.loads(line) for line in (tmp_path / "out" / "rejected.jsonl").read_text().splitlines()]
@@ -128,7 +128,7 @@ class RejectEverything(BaseJudge):
 
 
 def test_attempt_budget_bounds_the_repair_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("synthloop.agent.runner.make_judges", lambda config, dup: [RejectEverything()])
+    monkeypatch.setattr("synthloop.agent.runner.make_judges", lambda config, dup, **kw: [RejectEverything()])
     spec = SPEC.model_copy(update={"n_images": 4})
     summary = start_run(tmp_path / "out", CONFIG, spec=spec, auto_approve=True)
     assert summary.kept == 0 and summary.exported

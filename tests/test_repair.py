@@ -88,7 +88,8 @@ def _add_judge(monkeypatch: pytest.MonkeyPatch, extra) -> None:
     from synthloop.agent import backends
 
     original = backends.make_judges
-    monkeypatch.setattr("synthloop.agent.runner.make_judges", lambda config, dup: [*original(config, dup), extra])
+    monkeypatch.setattr("synthloop.agent.runner.make_judges",
+                        lambda config, dup, **kw: [*original(config, dup, **kw), extra])
 
 
 def test_drop_edits_are_applied_in_place_and_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -75,8 +75,8 @@ def test_weighted_vote_lets_an_advisory_judge_be_outvoted(tmp_path: Path, monkey
     from synthloop.agent import backends
 
     original = backends.make_judges
-    monkeypatch.setattr("synthloop.agent.runner.make_judges", lambda config, dup: [*original(config, dup),
-                                                                                   AlwaysObjects()])
+    monkeypatch.setattr("synthloop.agent.runner.make_judges",
+                        lambda config, dup, **kw: [*original(config, dup, **kw), AlwaysObjects()])
     advisory = RunConfig(ensemble={"rule": "weighted_vote", "weights": {"test.objects": 0.0}})
     summary = start_run(tmp_path / "advisory", advisory, spec=SPEC, auto_approve=True)
     assert summary.kept == 5 and summary.rejected == 0

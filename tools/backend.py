@@ -51,6 +51,8 @@ class Capabilities:
     device: where it computes: cpu | cuda | auto (cuda when available).
     stateful: a judge whose verdict depends on samples kept before (judged in index order, told of each kept
         sample through `observe`).
+    edits_images: a renderer that applies plain-language edit instructions to an image (`edit_image`); the loop
+        repairs `edit` verdicts that ask for an image change with it.
     """
 
     text_conditioned: bool = False
@@ -61,6 +63,7 @@ class Capabilities:
     batched: bool = False
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     stateful: bool = False
+    edits_images: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """Only the capabilities that differ from the defaults, for listings."""

@@ -3,6 +3,7 @@
 Two kinds, one protocol (`Exporter`):
 - formats, chosen by `formats:` in the spec (COCO is always written: validation and the card read it);
 - task outputs, chosen by `tasks:` in the spec (`TASK_OUTPUTS`): every run that asks for the task gets them.
+- `edits`, always run: it writes the edit pairs of instruction-edit repairs when some kept sample has them.
 `exporters_for` says which run, in order.
 """
 
@@ -21,6 +22,7 @@ EXPORTERS: Registry[Exporter] = Registry("exporter", "synthloop.exporters", {
     "captions": "synthloop.tools.export.captions:CaptionsExporter",
     "refs": "synthloop.tools.export.refs:RefsExporter",
     "scene_graphs": "synthloop.tools.export.scene_graphs:SceneGraphExporter",
+    "edits": "synthloop.tools.export.edits:EditPairsExporter",
 })
 
 # Task → the exporter that writes its own output (detection and instance masks live in the formats).
@@ -34,7 +36,8 @@ TASK_OUTPUTS: dict[Task, str] = {
 
 def exporters_for(spec: TaskSpec, formats: Iterable[ExportFormat | str] | None = None) -> list[str]:
     """Exporter names a run writes: coco, the other formats asked for (`formats`, else spec.formats) in
-    enum order, then the task outputs of spec.tasks in enum order. An unknown format is a ValueError."""
+    enum order, then the task outputs of spec.tasks in enum order, then edits. An unknown format is a
+    ValueError."""
     wanted = {ExportFormat(f) for f in (spec.formats if formats is None else formats)}
     names = [ExportFormat.coco.value, *(f.value for f in ExportFormat if f in wanted and f is not ExportFormat.coco)]
-    return names + [TASK_OUTPUTS[t] for t in Task if t in spec.tasks and t in TASK_OUTPUTS]
+    return names + [TASK_OUTPUTS[t] for t in Task if t in spec.tasks and t in TASK_OUTPUTS] + ["edits"]

@@ -3,6 +3,10 @@
 Renderers are batched: `render_batch` takes many requests at once (a GPU pipeline renders them in one call);
 `BaseRenderer` gives per-image backends a `render_batch` that loops over `render`. The execution engine
 (agent/engine.py) decides who calls what from which thread, using the declared `capabilities`.
+
+A renderer that declares `capabilities.edits_images` also applies plain-language instructions to an image
+(`edit_image`, InstructDiffusion-style): the critic's `edit` verdicts that ask for an image change ("make the
+cup red") are repaired with it. `BaseRenderer.edit_image` refuses by default.
 """
 
 from __future__ import annotations
@@ -88,6 +92,11 @@ class Renderer(Protocol):
         render)."""
         ...
 
+    def edit_image(self, image: np.ndarray, instruction: str, seed: int) -> np.ndarray:
+        """`image` ((H, W, 3) uint8) changed as `instruction` says, same size; same inputs → same pixels. Called
+        only when `capabilities.edits_images` is declared."""
+        ...
+
 
 class BaseRenderer(Backend):
     """Defaults for renderers: a per-image `render_batch`."""
@@ -110,3 +119,23 @@ class BaseRenderer(Backend):
         if type(self).render is BaseRenderer.render:
             raise NotImplementedError(f"{type(self).__name__} implements neither render nor render_batch")
         return [self.render(r.layout, r.spec, r.seed, prompt=r.prompt) for r in requests]
+
+    def edit_image(self, image: np.ndarray, instruction: str, seed: int) -> np.ndarray:
+        """Not supported unless a subclass declares `edits_images` and implements it."""
+        raise NotImplementedError(f"renderer '{self.id}' cannot edit images (it does not declare edits_images)")
+
+    def edit_provenance(self) -> dict[str, str]:
+        """What applies the edits (editor, model, revision), recorded with each edit pair."""
+        return {"editor": self.id}
+
+
+def can_edit_images(renderer: Renderer) -> bool:
+    """Whether `renderer` declares instruction edits and has the method to apply them (a remote view of a
+    renderer may declare the capability without carrying the method)."""
+    return renderer.capabilities.edits_images and callable(getattr(renderer, "edit_image", None))
+
+
+def edit_provenance(renderer: Renderer) -> dict[str, str]:
+    """The renderer's record of what applies its edits (`{"editor": id}` when it keeps none)."""
+    provenance = getattr(renderer, "edit_provenance", None)
+    return dict(provenance()) if callable(provenance) else {"editor": renderer.id}

@@ -56,7 +56,8 @@ class DiffusionRenderer(BaseRenderer):
     SDEdit of the composite, GLIGEN; IP-Adapter references; instruction edits.
 
     Options: see `DiffusionOptions` (`synthloop backends` lists them). Instance maps only in `refine` mode
-    (the composite's, passed through); other modes need a model annotator.
+    (the composite's, passed through); other modes need a model annotator. With `edit_model` it declares
+    `edits_images`: the loop repairs `edit` verdicts that ask for an image change with `edit_image`.
     """
 
     id = "diffusion"
@@ -66,8 +67,10 @@ class DiffusionRenderer(BaseRenderer):
 
     def __init__(self, **options: Any) -> None:
         self.options = parse_options(options)
-        if self.options.control == "refine":
-            self.capabilities = dataclasses.replace(type(self).capabilities, provides_masks=True)
+        # refine passes the composite's instance map through; an edit model repairs `edit` verdicts.
+        self.capabilities = dataclasses.replace(type(self).capabilities,
+                                                provides_masks=self.options.control == "refine",
+                                                edits_images=bool(self.options.edit_model))
         self.device = resolve_device(self.options.device)
         self.dtype = resolve_dtype(self.options.dtype, self.device)
         self._context: ModeContext | None = None
@@ -220,13 +223,20 @@ class DiffusionRenderer(BaseRenderer):
 
     def edit_image(self, image: np.ndarray, instruction: str, seed: int) -> np.ndarray:
         """Apply an edit instruction with the configured `edit_model` (InstructPix2Pix); same size out."""
+        return self._editor().edit_image(image, instruction, seed)
+
+    def edit_provenance(self) -> dict[str, str]:
+        """The edit model and its revision (hub commit or folder hash), recorded with each edit pair."""
+        return self._editor().backend
+
+    def _editor(self) -> Any:
         if not self.options.edit_model:
             raise DiffusionError("no edit_model configured for the diffusion renderer (an InstructPix2Pix "
                                  "hub id or folder)")
         from synthloop.tools.render.diffusion.edit import editor
 
         return editor(self.options.edit_model, dtype=self.dtype, device=self.device,
-                      cpu_max_params=self.options.cpu_max_params).edit_image(image, instruction, seed)
+                      cpu_max_params=self.options.cpu_max_params)
 
 
 def size_multiple(pipe: Any) -> int:
