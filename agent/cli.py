@@ -599,6 +599,8 @@ def bench(
     ray: Annotated[bool, typer.Option("--ray", help="Also measure the Ray engine at 1 and 2 workers (speed-up, and "
                                                     "overhead against the local engine at 1 worker).")] = False,
     address: AddressOption = None,
+    repeat: Annotated[int, typer.Option("--repeat", help="Runs per end-to-end setting, interleaved; the fastest "
+                                                         "is reported (a shared machine's load varies).")] = 1,
     renderer: Annotated[str, typer.Option("--renderer", help="Renderer to measure (default options).")] = "compositor",
     arch: Annotated[str, typer.Option("--arch", help="diffusion: sd15 | sdxl (real sizes, random weights).")] = "sd15",
     control: Annotated[str, typer.Option("--control", help="diffusion: none | refine | controlnet.")] = "none",
@@ -626,8 +628,9 @@ def bench(
 
     _check_count("--n", n, 1, 100_000)
     _check_count("--workers", workers, 1, 256)
+    _check_count("--repeat", repeat, 1, 20)
     typer.echo(format_bench(run_bench(n=n or 200, size=size or 512, workers=workers, renderer_name=renderer,
-                                       ray=ray, address=address)))
+                                       ray=ray, address=address, repeat=repeat)))
 
 
 @app.command()

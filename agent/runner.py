@@ -62,6 +62,7 @@ class RunSummary:
     spec: TaskSpec | None = None
     phase_seconds: dict[str, float] = field(default_factory=dict)
     busy_seconds: float = 0.0  # renderer busy time: some worker rendering or encoding an image (union)
+    worker_cpu_seconds: float = 0.0  # CPU time of worker processes (Ray actors; threads count in this process)
 
 
 def prepare_new_out_dir(out_dir: Path) -> None:
@@ -174,6 +175,7 @@ def _drive(
     are first made to agree with the last checkpoint (see `store.restore_from_checkpoint`); a run killed
     before its first checkpoint starts again from the input recorded in run.json."""
     started, started_wall = time.perf_counter(), time.time()
+    workers_cpu_before = deps.engine.worker_cpu_seconds()
     graph_config = {"configurable": {"thread_id": thread_id}, "recursion_limit": 1_000_000}
     with closing(sqlite3.connect(out_dir / CHECKPOINT_FILE, check_same_thread=False)) as connection:
         saver = SqliteSaver(connection)
@@ -211,6 +213,7 @@ def _drive(
         seconds=time.perf_counter() - started, exported=bool(state.get("exported")),
         cancelled=bool(state.get("cancelled")), stop_reason=state.get("stop_reason", ""), spec=spec,
         phase_seconds=dict(deps.timers.seconds), busy_seconds=deps.engine.busy.busy_seconds(since=started_wall),
+        worker_cpu_seconds=deps.engine.worker_cpu_seconds() - workers_cpu_before,
     )
 
 

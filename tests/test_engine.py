@@ -185,3 +185,14 @@ def test_executor_options_are_checked_on_the_command_line(tmp_path: Path) -> Non
         done = synthloop("run", str(spec), "--out", str(tmp_path / "out"), *args)
         assert done.returncode == 2 and message in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_bench_reports_every_setting_it_ran() -> None:
+    from synthloop.evals.throughput import format_bench, run_bench
+
+    result = run_bench(n=4, size=64, workers=2)
+    assert [(r.engine, r.workers, r.pipeline, r.kept) for r in result.runs] == [("local", 2, True, 4),
+                                                                                ("local", 2, False, 4)]
+    assert all(0 < r.busy_seconds <= r.seconds and r.cpu_seconds > 0 for r in result.runs)
+    report = format_bench(result)
+    assert "local, 2 workers, pipelined" in report and "local, 2 workers, not pipelined" in report

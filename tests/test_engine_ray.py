@@ -46,7 +46,8 @@ def executor() -> Iterator[ThreadPoolExecutor]:
 
 
 def _run(out: Path, executor: dict[str, Any], workers: int) -> dict[str, bytes]:
-    config = RunConfig.model_validate(STRICT_CONFIG | {"workers": workers, "executor": executor})
+    config = RunConfig.model_validate(STRICT_CONFIG | {"renderer": "compositor", "workers": workers,
+                                                       "executor": executor})
     summary = start_run(out, config, spec=SPEC, auto_approve=True)
     assert summary.kept == SPEC.n_images and summary.busy_seconds > 0
     return dataset_files(out)
@@ -73,9 +74,10 @@ def test_a_dead_actor_is_replaced_and_its_requests_rendered_again(executor: Thre
 
         got = engine.render(requests, on_result=kill_the_actor_once)
         annotations = engine.annotate([AnnotateRequest(r.layout, g, SPEC) for r, g in zip(requests, got, strict=True)])
+        provenance = engine.renderer.edit_provenance()  # forwarded to the actor's renderer
     finally:
         engine.close()
-    assert engine.restarts >= 1
+    assert engine.restarts >= 1 and provenance == {"editor": "compositor"}
     for want, have in zip(expected, got, strict=True):
         assert np.array_equal(want.image, have.image) and np.array_equal(want.instance_map, have.instance_map)
     assert annotations == [annotator.annotate(r.layout, e, SPEC) for r, e in zip(requests, expected, strict=True)]

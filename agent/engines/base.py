@@ -182,6 +182,10 @@ class Engine(Protocol):
         """Apply a light, thread-safe function to every item (judging, hashing)."""
         ...
 
+    def worker_cpu_seconds(self) -> float:
+        """CPU seconds used by worker processes other than this one so far (0 for threads in this process)."""
+        ...
+
     def close(self) -> None:
         """Stop the engine's workers (unstarted work is cancelled) and release what it holds."""
         ...

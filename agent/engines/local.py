@@ -111,6 +111,10 @@ class LocalEngine:
         """`fn` over `items` on the light-work threads, results in order."""
         return list(self.executor.map(fn, items))
 
+    def worker_cpu_seconds(self) -> float:
+        """Nothing outside this process: the render threads' CPU time is the process's own."""
+        return 0.0
+
     def close(self) -> None:
         """Stop the render threads (prefetched work not started is cancelled); the executor is the runner's."""
         self._pool.close()

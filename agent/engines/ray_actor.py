@@ -8,8 +8,11 @@ loaded where it runs (one actor per GPU, or one per CPU worker) and stays loaded
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from synthloop.agent.engines.base import Rendered, render_and_encode
 from synthloop.tools.annotate.base import AnnotateRequest
@@ -34,6 +37,10 @@ class BackendActor:
         return {"renderer": (self.renderer.id, self.renderer.capabilities),
                 "annotator": (self.annotator.id, self.annotator.capabilities), "pid": os.getpid()}
 
+    def cpu_seconds(self) -> float:
+        """CPU time this worker process has used so far."""
+        return time.process_time()
+
     def review(self, spec: TaskSpec) -> RenderReview:
         """The renderer's review of `spec` (shown before approval)."""
         return self.renderer.review(spec)
@@ -49,6 +56,15 @@ class BackendActor:
         if self.renderer.capabilities.batched:
             return render_and_encode(self.renderer, requests, png_level, busy), intervals
         return [render_and_encode(self.renderer, [r], png_level, busy)[0] for r in requests], intervals
+
+    def edit_image(self, image: np.ndarray, instruction: str, seed: int) -> np.ndarray:
+        """The renderer's plain-language edit of `image` (the loop's repair of `edit` verdicts)."""
+        return self.renderer.edit_image(image, instruction, seed)
+
+    def edit_provenance(self) -> dict[str, str]:
+        """What applies the renderer's edits (editor, model), recorded with each edit."""
+        provenance = getattr(self.renderer, "edit_provenance", None)
+        return dict(provenance()) if callable(provenance) else {"editor": self.renderer.id}
 
     def annotate(self, requests: Sequence[AnnotateRequest]) -> list[Annotation]:
         """Annotate a chunk (a batched annotator in one call, others one request at a time)."""

@@ -31,6 +31,8 @@ from concurrent.futures import Executor, Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from synthloop.agent.engines.base import BusyClock, EngineError, OnResult, R, Rendered, T
 from synthloop.agent.engines.ray_actor import BackendActor
 from synthloop.agent.errors import UserInputError
@@ -188,6 +190,15 @@ class RayEngine:
         """The renderer's review of `spec`, asked of the first actor."""
         return self._ray.get(self._actors[0].review.remote(spec))
 
+    def call(self, method: str, *args: Any) -> Any:
+        """`method(*args)` of the backends an actor holds (urgent; retried on another actor if it dies)."""
+        return self._submit(method, args, True).result()
+
+    def worker_cpu_seconds(self) -> float:
+        """CPU seconds the live actors' processes have used (an actor that died took its count with it; Ray's
+        own daemons are not counted)."""
+        return float(sum(self._ray.get([actor.cpu_seconds.remote() for actor in self._actors])))
+
     def close(self) -> None:
         """Cancel queued work, stop the actors and the dispatcher; stop Ray when this engine started it."""
         with self._wake:
@@ -309,6 +320,14 @@ class RemoteRenderer:
     def review(self, spec: TaskSpec) -> RenderReview:
         """The renderer's review of `spec`."""
         return self._engine.review(spec)
+
+    def edit_image(self, image: np.ndarray, instruction: str, seed: int) -> np.ndarray:
+        """The renderer's plain-language edit of `image`, applied on an actor (when it declares `edits_images`)."""
+        return self._engine.call("edit_image", image, instruction, seed)
+
+    def edit_provenance(self) -> dict[str, str]:
+        """What applies the renderer's edits, as the actor's renderer records it."""
+        return self._engine.call("edit_provenance")
 
 
 class RemoteAnnotator:
