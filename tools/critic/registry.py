@@ -18,4 +18,5 @@ JUDGES: Registry[Judge] = Registry("judge", "synthloop.judges", {
     "rules.boundary": "synthloop.tools.critic.pixels:BoundaryEvidenceJudge",
     "rules.duplicate": "synthloop.tools.critic.duplicates:DuplicateJudge",
     "rules.certificate": "synthloop.tools.critic.certificate:CertificateJudge",
+    "detector.recognisability": "synthloop.tools.critic.recognisability:RecognisabilityJudge",
 })

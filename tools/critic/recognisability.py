@@ -1,0 +1,235 @@
+"""Recognisability judge (`detector.recognisability`): does a detector trained on real photographs find each
+annotated object as its intended class? DetDiffusion's perception-aware attribute (the basis of easy / hard),
+used here as a critic with signal on every renderer, and on users' own datasets (`synthloop critique
+--detector`).
+
+Evidence (`measure`), one detector pass per image asking for every class of the spec that the detector knows
+(a closed-vocabulary detector such as YOLOv3-tiny through the COCO names of `tools/class_names.py`, an
+open-vocabulary one by the names themselves); each detection carries the class the detector finds most likely:
+- recognisability of an instance = the highest score of a detection of its class whose box overlaps the
+  instance's box with IoU ≥ `overlap_iou` (0 when there is none): the detector's confidence for the intended
+  class inside the box;
+- its rival = the highest such score among the other classes, and the rival margin = rival − recognisability;
+- unannotated detections: detections whose IoU with every annotated box is below `free_iou`.
+Instances of classes the detector does not know, and instances with no visible pixels, are not judged.
+
+Checks (thresholds calibrated on the defect benchmark, `synthloop eval critic-defects --renderer copy_paste
+--calibrate`; the defaults below are that calibration's, see `CALIBRATION`):
+- relabelled: an instance's rival margin ≥ `relabel_margin` ("the detector sees bird there, not car");
+- missing: an unannotated detection with score ≥ `missing_score` (an object nobody labelled);
+- unrecognisable: an instance's recognisability < `min_recognisability` (0 = off: a weak detector misses real
+  objects too, so this is for asking for easy samples, not a default rejection).
+`policy="reject"` (default) rejects on any check; `"edit"` asks for a re-render (the labels of an exact
+renderer are right by construction, so a disagreement means the pixels do not show them recognisably).
+
+Scores: `recognisability` (mean over judged instances; absent when none), `min_recognisability`,
+`max_rival_margin`, `max_unannotated_score`, `n_judged`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from synthloop.tools.backend import BackendBlock, Capabilities
+from synthloop.tools.class_names import coco_class_for
+from synthloop.tools.critic.base import BaseJudge, JudgeInput
+from synthloop.tools.critic.detector import Detection, Detector, DetectorError
+from synthloop.tools.geometry import iou, xywh_to_xyxy
+from synthloop.tools.types import Decision, Instance, Verdict
+
+YOLO_SUBDIR = Path("share") / "synthloop" / "detectors" / "yolov3-tiny"
+# Thresholds from `synthloop eval critic-defects --renderer copy_paste --detector default --calibrate` (400 clean
+# copy_paste images of 8 COCO classes at 512², seed 1; clean false rejects of the detector checks ≤ 3%).
+CALIBRATION = {"relabel_margin": 0.25, "missing_score": 0.5}
+
+
+def default_detector_dir() -> Path:
+    """Where scripts/setup.sh puts YOLOv3-tiny (COCO): `<venv>/share/synthloop/detectors/yolov3-tiny`."""
+    return Path(sys.prefix) / YOLO_SUBDIR
+
+
+def default_detector_block() -> BackendBlock:
+    """The YOLOv3-tiny detector block (low score threshold: the judge weighs the scores itself)."""
+    return BackendBlock.model_validate({"backend": "yolov3_darknet", "model": str(default_detector_dir()),
+                                        "score_threshold": 0.02})
+
+
+def target_names(class_names: Sequence[str], vocabulary: frozenset[str] | None) -> dict[str, str]:
+    """Spec class → the detector's name for it, for the classes the detector knows (all of them for an
+    open-vocabulary detector); a closed vocabulary is matched exactly, else through the COCO names."""
+    if vocabulary is None:
+        return {name: name for name in class_names}
+    by_coco = {coco_class_for(v): v for v in sorted(vocabulary) if coco_class_for(v) is not None}
+    targets = {}
+    for name in class_names:
+        if name in vocabulary:
+            targets[name] = name
+        elif coco_class_for(name) in by_coco:
+            targets[name] = by_coco[coco_class_for(name)]
+    return targets
+
+
+@dataclass(frozen=True)
+class InstanceEvidence:
+    """What the detector says about one annotated instance."""
+
+    recognisability: float
+    rival: float
+    rival_class: str | None
+
+    @property
+    def rival_margin(self) -> float:
+        """How far the best other class beats the intended one (negative: the intended class leads)."""
+        return self.rival - self.recognisability
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Per instance (None: not judged), and the detections no annotated box accounts for."""
+
+    instances: list[InstanceEvidence | None]
+    unannotated: list[Detection]
+
+    def judged(self) -> list[InstanceEvidence]:
+        """The evidence of the judged instances."""
+        return [e for e in self.instances if e is not None]
+
+
+def measure(detector: Detector, image: np.ndarray, instances: Sequence[Instance], class_names: Sequence[str], *,
+            overlap_iou: float = 0.3, free_iou: float = 0.3) -> Evidence:
+    """One detector pass over the image for the spec's classes, matched against the instances (see the module)."""
+    targets = target_names(list(dict.fromkeys([*class_names, *(i.category for i in instances)])),
+                           detector.vocabulary)
+    spec_targets = sorted({targets[n] for n in class_names if n in targets})
+    asked = sorted({*spec_targets, *(targets[i.category] for i in instances if i.category in targets)})
+    detections = detector.detect(image, asked) if asked else []
+    boxes = [xywh_to_xyxy(inst.bbox) for inst in instances]
+    det_boxes = [xywh_to_xyxy(d.bbox) for d in detections]
+    overlap = [[iou(b, d) for d in det_boxes] for b in boxes]
+    evidence: list[InstanceEvidence | None] = []
+    for index, inst in enumerate(instances):
+        target = targets.get(inst.category)
+        if target is None or inst.area <= 0:
+            evidence.append(None)
+            continue
+        own, rival, rival_class = 0.0, 0.0, None
+        for det, value in zip(detections, overlap[index], strict=True):
+            if value < overlap_iou:
+                continue
+            if det.category == target:
+                own = max(own, det.score)
+            elif det.score > rival:
+                rival, rival_class = det.score, det.category
+        evidence.append(InstanceEvidence(own, rival, rival_class))
+    free = [d for j, d in enumerate(detections) if d.category in spec_targets
+            and all(overlap[i][j] < free_iou for i in range(len(instances)))]
+    return Evidence(instances=evidence, unannotated=sorted(free, key=lambda d: -d.score))
+
+
+class RecognisabilityOptions(BaseModel):
+    """Options of the recognisability judge."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    detector: BackendBlock | None = Field(default=None, description="Detector block, e.g. {backend: owlv2, model: "
+                                                                    "DIR}; default: YOLOv3-tiny (COCO) from "
+                                                                    "scripts/setup.sh.")
+    relabel_margin: float = Field(default=CALIBRATION["relabel_margin"], ge=-1.0, le=1.0,
+                                  description="Reject when another class's score beats the intended class's by "
+                                              "this much inside a box.")
+    missing_score: float = Field(default=CALIBRATION["missing_score"], ge=0.0, le=1.0,
+                                 description="Reject when a detection this confident lies on no annotated box.")
+    min_recognisability: float = Field(default=0.0, ge=0.0, le=1.0,
+                                       description="Reject when an instance's own-class score is below this "
+                                                   "(0 = off).")
+    overlap_iou: float = Field(default=0.3, gt=0.0, le=1.0, description="A detection speaks for a box from this "
+                                                                        "IoU on.")
+    free_iou: float = Field(default=0.3, gt=0.0, le=1.0, description="A detection below this IoU with every box is "
+                                                                     "unannotated.")
+    policy: Literal["reject", "edit"] = Field(default="reject", description="reject, or edit (ask for a "
+                                                                            "re-render).")
+
+
+class RecognisabilityJudge(BaseJudge):
+    """A detector's confidence for the intended class inside each box; relabelled and missing boxes flagged."""
+
+    id = "detector.recognisability"
+    Options = RecognisabilityOptions
+    capabilities = Capabilities(device="auto")
+    requires = ("cv2",)
+
+    def __init__(self, detector: Detector | BackendBlock | dict[str, Any] | str | None = None, *,
+                 relabel_margin: float = CALIBRATION["relabel_margin"],
+                 missing_score: float = CALIBRATION["missing_score"], min_recognisability: float = 0.0,
+                 overlap_iou: float = 0.3, free_iou: float = 0.3, policy: Literal["reject", "edit"] = "reject") -> None:
+        if policy not in ("reject", "edit"):
+            raise DetectorError(f"unknown policy '{policy}' (reject | edit)")
+        if not (0.0 < overlap_iou <= 1.0 and 0.0 < free_iou <= 1.0):
+            raise DetectorError(f"overlap_iou ({overlap_iou}) and free_iou ({free_iou}) must be in (0, 1]")
+        self.detector = detector if isinstance(detector, Detector) else _build(detector)
+        self.relabel_margin, self.missing_score = relabel_margin, missing_score
+        self.min_recognisability = min_recognisability
+        self.overlap_iou, self.free_iou = overlap_iou, free_iou
+        self.policy = policy
+
+    def measure(self, item: JudgeInput) -> Evidence:
+        """The detector's evidence for this sample."""
+        instances = list(item.sample.annotation.instances) if item.sample.annotation else []
+        return measure(self.detector, item.image, instances, item.spec.class_names, overlap_iou=self.overlap_iou,
+                       free_iou=self.free_iou)
+
+    def judge(self, item: JudgeInput) -> Verdict:
+        """Reasons name each relabelled, missing or unrecognisable object with the detector's scores."""
+        instances = list(item.sample.annotation.instances) if item.sample.annotation else []
+        evidence = self.measure(item)
+        reasons = []
+        for index, (inst, ev) in enumerate(zip(instances, evidence.instances, strict=True)):
+            if ev is None:
+                continue
+            if ev.rival_margin >= self.relabel_margin and ev.rival_class is not None:
+                reasons.append(f"instance {index} ({inst.category}): the detector sees {ev.rival_class} there "
+                               f"({ev.rival:.2f}), {inst.category} only {ev.recognisability:.2f}")
+            elif ev.recognisability < self.min_recognisability:
+                reasons.append(f"instance {index} ({inst.category}): recognisability {ev.recognisability:.2f} "
+                               f"< {self.min_recognisability:.2f}")
+        for det in evidence.unannotated:
+            if det.score >= self.missing_score:
+                x, y, w, h = det.bbox
+                reasons.append(f"unannotated {det.category} detected at ({x:.0f}, {y:.0f}, {w:.0f}, {h:.0f}), "
+                               f"score {det.score:.2f}")
+        scores = evidence_scores(evidence)
+        if not reasons:
+            return Verdict(judge=self.id, decision=Decision.accept, reasons=[], scores=scores)
+        if self.policy == "edit":
+            return Verdict(judge=self.id, decision=Decision.edit, reasons=reasons, scores=scores,
+                           fix="re-render: the detector does not see the annotated objects as labelled")
+        return Verdict(judge=self.id, decision=Decision.reject, reasons=reasons, scores=scores)
+
+
+def evidence_scores(evidence: Evidence) -> dict[str, float]:
+    """The verdict's scores (see the module docstring); the calibration reads the same numbers."""
+    judged = evidence.judged()
+    scores = {"n_judged": float(len(judged)),
+              "max_rival_margin": round(max((e.rival_margin for e in judged), default=-1.0), 6),
+              "max_unannotated_score": round(max((d.score for d in evidence.unannotated), default=0.0), 6)}
+    if judged:
+        values = [e.recognisability for e in judged]
+        scores |= {"recognisability": round(float(np.mean(values)), 6), "min_recognisability": round(min(values), 6)}
+    return scores
+
+
+def _build(block: BackendBlock | dict[str, Any] | str | None) -> Detector:
+    from synthloop.tools.critic.detectors.registry import build_detector
+
+    chosen = default_detector_block() if block is None else block
+    if block is None and not default_detector_dir().is_dir():
+        raise DetectorError(f"no YOLOv3-tiny in {default_detector_dir()}: run `bash scripts/setup.sh`, or give the "
+                            "judge a detector block ({backend: NAME, model: DIR})")
+    return build_detector(chosen)
