@@ -61,6 +61,20 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+def _exit_now(message: str) -> None:
+    """Exit at once (exit code 143) without waiting for busy worker threads: a thread stopped in the middle of
+    native code at interpreter shutdown can abort the process; the embedded LLM server is stopped first."""
+    import os
+
+    from synthloop.tools.llm.local_server import stop_all_servers
+
+    stop_all_servers()
+    typer.echo(message, err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_TERMINATED)
+
+
 def _check_text(name: str, text: str) -> str:
     """`text` if it is valid Unicode (bytes that are not UTF-8 reach argv as lone surrogates)."""
     try:
@@ -540,8 +554,9 @@ def ui(
                f"(workspace {workspace.resolve()}; Ctrl-C stops)", err=True)
     try:
         serve(app_, host, port)
-    finally:  # SIGTERM or Ctrl-C: unfinished runs are marked stopped (Resume continues them)
-        app_.state.manager.shutdown()
+    finally:  # SIGTERM or Ctrl-C: active runs stop at their next step, marked stopped (Resume continues them)
+        if not app_.state.manager.shutdown():
+            _exit_now("stopped: a run was still busy; Resume continues it from its last checkpoint")
 
 
 @app.command()

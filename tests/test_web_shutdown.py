@@ -1,5 +1,8 @@
 """SIGTERM of `synthloop ui` while a run generates: the server exits cleanly (no traceback, exit 0 or 143), the run is
-marked stopped, and after a restart its Resume button finishes it: a valid dataset with every image."""
+marked stopped, and after a restart its Resume button finishes it: a valid dataset with every image.
+
+Before the run threads were stopped and joined, the interpreter cut them down at exit inside native code now and
+then ("FATAL: exception not rethrown", the process aborted with SIGABRT)."""
 
 from __future__ import annotations
 
@@ -88,7 +91,7 @@ def test_sigterm_stops_the_ui_cleanly_and_the_run_resumes(tmp_path: Path) -> Non
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=300)
     assert process.returncode in (0, 143), stderr
-    assert "Traceback" not in stderr, stderr
+    assert "Traceback" not in stderr and "FATAL" not in stderr, stderr  # no thread cut down inside native code
     run_dir = workspace / run_id
     assert json.loads((run_dir / ".work" / "ui.json").read_text())["status"] == "stopped"
     assert not (run_dir / "manifest.jsonl").exists()

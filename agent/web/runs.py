@@ -37,8 +37,14 @@ RUN_FILE = ".work/run.json"
 CHAT_FILE = ".work/chat.jsonl"
 UI_FILE = ".work/ui.json"
 LIVE = ("planning", "waiting", "running", "exporting")
+STOP = {"action": "stop"}  # put on a run's reply queue by `RunManager.shutdown`, never sent by a browser
 PlannerFactory = Callable[[Any], Callable]          # RunConfig → Planner
 ReviserFactory = Callable[[Any, Callable], Callable]  # (RunConfig, Planner) → Reviser
+
+
+class RunStopped(Exception):
+    """The server is stopping: the run ends at its next progress event or question, resumable from its
+    checkpoint (as after a kill at that instant)."""
 
 
 @dataclass
@@ -59,6 +65,7 @@ class RunHandle:
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_spec: dict[str, Any] | None = None
     saved: int = 0  # events already in .work/chat.jsonl
+    stop: threading.Event = field(default_factory=threading.Event)  # set by RunManager.shutdown
 
     # ----------------------------------------------------------------- persistence
 
@@ -118,6 +125,8 @@ class RunHandle:
 
     def on_progress(self, event: str, data: dict) -> None:
         """The graph's progress events → counters and status."""
+        if self.stop.is_set():
+            raise RunStopped("the server is stopping")
         if event == "planning":
             self.set_status("planning")
         elif event == "kept":
@@ -153,6 +162,8 @@ class RunHandle:
             self.pending = payload
         self.set_status("waiting")
         reply = self.replies.get()
+        if reply is STOP:
+            raise RunStopped("the server is stopping")
         self.set_status("running" if reply.get("action") == "approve" else "planning")
         return reply
 
@@ -278,15 +289,24 @@ class RunManager:
             raise UnsafeRequest(f"{active} runs are active (the limit is {self.max_active}): wait for one to finish "
                                 "or cancel one", 429)
 
-    def shutdown(self) -> None:
-        """The server is stopping (SIGTERM, Ctrl-C): mark every active run stopped; its checkpoint stays, so the
-        Resume button continues it after a restart. Worker threads are not waited for."""
+    def shutdown(self, timeout_s: float = 30.0) -> bool:
+        """The server is stopping (SIGTERM, Ctrl-C): every active run ends at its next progress event or question
+        and is marked stopped; its checkpoint stays, so the Resume button continues it after a restart. Waits up
+        to `timeout_s` for the worker threads; False when some are still busy (a long render or LLM call)."""
         with self.lock:
             self.stopping = True
             live = [handle for handle in self.handles.values() if handle.alive]
         for handle in live:
+            handle.stop.set()
+            handle.replies.put(STOP)
+        deadline = time.monotonic() + timeout_s
+        for handle in live:
+            if handle.thread is not None:
+                handle.thread.join(max(0.0, deadline - time.monotonic()))
+        for handle in live:
             handle.add_event("assistant", "The server stopped; Resume continues this run from its checkpoint.")
             handle.set_status("stopped", "the server stopped")
+        return not any(handle.alive for handle in live)
 
     def resume(self, run_id: str) -> RunHandle:
         """Continue a stopped run from its checkpoint in a worker thread."""

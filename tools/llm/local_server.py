@@ -98,7 +98,8 @@ _live: weakref.WeakSet[LocalLlamaServer] = weakref.WeakSet()
 
 
 @atexit.register
-def _stop_all() -> None:
+def stop_all_servers() -> None:
+    """Stop every embedded server this process started (at exit, and before a hard exit that skips atexit)."""
     for server in list(_live):
         server.stop()
 
