@@ -43,7 +43,7 @@ from synthloop.tools.layout.base import LayoutSampler
 from synthloop.tools.layout.procedural import ProceduralLayoutSampler
 from synthloop.tools.layout.registry import LAYOUTS
 from synthloop.tools.masks import decode_rle, mask_bbox, rle_area, rle_bbox
-from synthloop.tools.render.base import Renderer, RenderRequest, RenderResult
+from synthloop.tools.render.base import BaseRenderer, Renderer, RenderRequest, RenderResult
 from synthloop.tools.render.compositor import CompositorRenderer
 from synthloop.tools.render.registry import RENDERERS
 from synthloop.tools.types import Annotation, Decision, Difficulty, Layout, ObjectSpec, Task, TaskSpec
@@ -245,6 +245,26 @@ class RendererContract(BackendContract):
         # same boundaries moved a few pixels any way (a misaligned or unrelated map fails this).
         step_on_map = on_map[0] / max(on_map[1], 1)
         assert all(step_on_map > total / max(count, 1) for total, count in moved), "the map is off the pixels"
+
+
+    def test_image_edits_when_declared(self) -> None:
+        """A renderer declaring `edits_images` edits deterministically at the image's size (the seed and the
+        instruction matter); any other refuses."""
+        request = self.requests()[0]
+        image = self.render(request).image
+        if not self.backend.capabilities.edits_images:
+            if isinstance(self.backend, BaseRenderer):
+                with pytest.raises(NotImplementedError):
+                    self.backend.edit_image(image, "make the cup red", 0)
+            return
+        edited = self.backend.edit_image(image, "make the cup red", 5)
+        assert edited.shape == image.shape and edited.dtype == np.uint8
+        assert edited.tobytes() == self.backend.edit_image(image.copy(), "make the cup red", 5).tobytes()
+        assert not np.array_equal(edited, self.backend.edit_image(image, "make the cup red", 6)), "seeds must matter"
+        assert not np.array_equal(edited, self.backend.edit_image(image, "brighten the plate", 5)), \
+            "the instruction must matter"
+        provenance = self.backend.edit_provenance()
+        assert provenance.get("editor") and all(isinstance(v, str) for v in provenance.values())
 
 
 class AnnotatorContract(BackendContract):

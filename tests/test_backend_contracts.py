@@ -69,24 +69,33 @@ class TestCopyPaste(RendererContract):
     backend = CopyPasteRenderer()
 
 
+@pytest.fixture(scope="module")
+def tiny_diffusion(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Tiny random diffusers folders (tests/diffusion_tiny.py), built once for this module: a text-to-image SD
+    and an InstructPix2Pix editor."""
+    pytest.importorskip("diffusers")
+    from diffusion_tiny import tiny_pix2pix, tiny_sd
+
+    root = tmp_path_factory.mktemp("diffusion")
+    return {"sd": str(tiny_sd(root / "sd")), "pix2pix": str(tiny_pix2pix(root / "pix2pix"))}
+
+
 class TestTinyDiffusion(RendererContract):
-    """The diffusion renderer on a tiny random Stable Diffusion (tests/diffusion_tiny.py), text to image."""
+    """The diffusion renderer on a tiny random Stable Diffusion, text to image, with an instruction editor."""
 
     spec = SPEC.model_copy(update={"width": 64, "height": 48})
     seeds = (1, 2)
 
     @pytest.fixture(autouse=True, scope="class")
     @classmethod
-    def _tiny_model(cls, tmp_path_factory: pytest.TempPathFactory) -> None:
-        pytest.importorskip("diffusers")
-        from diffusion_tiny import tiny_sd
-
+    def _tiny_model(cls, tiny_diffusion: dict[str, str]) -> None:
         from synthloop.tools.render.diffusion.renderer import DiffusionRenderer
 
-        options: dict[str, Any] = {"model": str(tiny_sd(tmp_path_factory.mktemp("sd"))), "steps": 2,
-                                   "batch_size": 2, "device": "cpu"}
+        options: dict[str, Any] = {"model": tiny_diffusion["sd"], "edit_model": tiny_diffusion["pix2pix"],
+                                   "edit_steps": 2, "steps": 2, "batch_size": 2, "device": "cpu"}
         cls.options = options
         cls.backend = DiffusionRenderer(**options)
+        assert cls.backend.capabilities.edits_images
 
 
 # --- annotate -----------------------------------------------------------------------------------------------

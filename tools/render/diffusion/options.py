@@ -93,7 +93,10 @@ class DiffusionOptions(BaseModel):
         "a subfolder named after a class steers that class's boxes (regional IP-Adapter masks). One image per "
         "sample is chosen by its seed."))
     edit_model: str | None = Field(default=None, description=(
-        "Instruction-editing pipeline (InstructPix2Pix) for `edit` verdicts: hub id or local folder."))
+        "Instruction-editing pipeline (InstructPix2Pix) for `edit` verdicts: hub id or local folder. Set, the "
+        "renderer declares edits_images and the loop repairs image instructions ('make the cup red') with it."))
+    edit_steps: int = Field(default=20, ge=1, le=500, description="Denoising steps of each instruction edit "
+                                                                  "(with edit_model).")
     difficulty: bool = Field(default=True, description=(
         "DetDiffusion-style: the spec's easy / hard changes prompt terms, control scale and refine strength."))
     min_side: int = Field(default=0, ge=0, le=4096, description=(
@@ -122,6 +125,10 @@ class DiffusionOptions(BaseModel):
     def _consistent(self) -> DiffusionOptions:
         if self.control == "controlnet" and not self.controlnet:
             raise ValueError("control 'controlnet' needs the `controlnet` option (a ControlNet hub id or folder)")
+        if self.controlnet and self.control == "controlnet":
+            from synthloop.tools.render.diffusion.control_maps import map_kind
+
+            map_kind(self.control_map, self.controlnet)  # auto must read the map from the name: fail at start-up
         if self.controlnet and self.control != "controlnet":
             raise ValueError(f"option `controlnet` is only used by control 'controlnet', not '{self.control}'")
         if self.references and not self.ip_adapter:

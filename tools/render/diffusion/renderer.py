@@ -235,7 +235,7 @@ class DiffusionRenderer(BaseRenderer):
                                  "hub id or folder)")
         from synthloop.tools.render.diffusion.edit import editor
 
-        return editor(self.options.edit_model, dtype=self.dtype, device=self.device,
+        return editor(self.options.edit_model, steps=self.options.edit_steps, dtype=self.dtype, device=self.device,
                       cpu_max_params=self.options.cpu_max_params)
 
 
