@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 
 from synthloop.agent.backends import make_judges
 from synthloop.agent.config import RunConfig, load_config
-from synthloop.agent.runner import start_run
+from synthloop.agent.runner import resume_run, start_run
 from synthloop.tools.annotate.base import BaseAnnotator
 from synthloop.tools.annotate.registry import ANNOTATORS
 from synthloop.tools.backend import Capabilities
@@ -306,6 +306,29 @@ def test_edits_are_deterministic(tmp_path: Path, toys: None) -> None:
     assert first == second, "same spec and seed → the same edits, images and manifest, byte for byte"
 
 
+class Crash(Exception):
+    pass
+
+
+def test_a_run_killed_after_an_edit_resumes_to_the_same_bytes(tmp_path: Path, toys: None) -> None:
+    start_run(tmp_path / "whole", _config(), spec=SPEC, auto_approve=True)
+    kept: list[str] = []
+
+    def crash_after_an_edit(event: str, data: dict) -> None:
+        if event == "kept":
+            kept.append(str(data["id"]))
+            if (tmp_path / "cut" / "edits").is_dir() and len(kept) >= 2:
+                raise Crash("killed")
+
+    with pytest.raises(Crash):
+        start_run(tmp_path / "cut", _config(), spec=SPEC, auto_approve=True, progress=crash_after_an_edit)
+    summary = resume_run(tmp_path / "cut")
+    assert summary.kept == SPEC.n_images
+    whole, cut = _tree(tmp_path / "whole"), _tree(tmp_path / "cut")
+    assert any(name.startswith("edits/") for name in whole)
+    assert cut == whole, "edits made again after the resume are the same edits"
+
+
 def test_without_an_editor_an_image_instruction_is_a_rerender(tmp_path: Path, toys: None) -> None:
     out = tmp_path / "out"
     summary = start_run(out, _config(renderer=PainterWithoutEditor.id), spec=SPEC, auto_approve=True)
@@ -341,7 +364,10 @@ def test_an_edit_the_critic_still_refuses_is_followed_by_a_rerender(tmp_path: Pa
 def test_an_exact_annotator_keeps_the_rerender(tmp_path: Path, toys: None) -> None:
     """An edit would leave the exact annotator's instance map behind the pixels: the loop re-renders instead."""
     out = tmp_path / "out"
-    summary = start_run(out, _config(renderer=ExactPainter.id, annotator="exact"), spec=SPEC, auto_approve=True)
-    assert Painter.edits == [] and summary.rejected > 0 and not (out / "edits").exists()
-    repairs = [repair for row in _rows(out / "manifest.jsonl") for repair in row["repairs"]]
-    assert repairs and not any(repair.startswith("edit_image") for repair in repairs)
+    config = _config(renderer=ExactPainter.id, annotator="exact", judge=Stubborn.id)
+    summary = start_run(out, config, spec=SPEC, auto_approve=True)
+    assert Painter.edits == [] and (summary.kept, summary.rejected) == (SPEC.n_images, 1)
+    assert not (out / "edits").exists()
+    kept = next(row for row in _rows(out / "manifest.jsonl") if row["index"] == 1)
+    assert kept["attempt"] == 1
+    assert kept["repairs"] == ["rerender (test.stubborn: brighten the image) after attempt 0"]
