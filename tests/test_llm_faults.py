@@ -118,7 +118,9 @@ def test_a_run_through_faults_keeps_exactly_its_images(model: FakeOpenAIServer, 
 def test_a_dead_endpoint_is_one_line_on_every_command_and_the_run_resumes(model: FakeOpenAIServer,
                                                                           tmp_path: Path) -> None:
     dead = write_config(tmp_path / "dead.yaml", f"http://127.0.0.1:{free_port()}/v1", retries={})
-    one_error_line(synthloop("plan", REQUEST, "--config", str(dead)), "cannot reach LLM endpoint")
+    planned = synthloop("plan", REQUEST, "--config", str(dead))
+    one_error_line(planned, "cannot reach LLM endpoint")
+    assert len(planned.stderr.strip().splitlines()) == 1, planned.stderr  # the retries are not printed
     one_error_line(synthloop("chat", "--config", str(dead), "--out", str(tmp_path / "chat"), stdin=REQUEST + "\n"),
                    "cannot reach LLM endpoint")
     out = tmp_path / "run"

@@ -430,7 +430,7 @@ class LLMClient:
             upcoming = getattr(state, "upcoming_sleep", 0.0) or 0.0
             return self.max_call_s is not None and time.monotonic() - started + upcoming >= self.max_call_s
 
-        log_retry = before_sleep_log(logger, logging.WARNING)
+        log_retry = before_sleep_log(logger, logging.INFO)  # expected; a failure that stays is one error
 
         def before_sleep(state: RetryCallState) -> None:
             self.last_stats.waits.append(state.next_action.sleep if state.next_action is not None else 0.0)
