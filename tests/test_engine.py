@@ -4,7 +4,9 @@ one-line error when the Ray engine is asked for without Ray installed."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -20,8 +22,9 @@ from synthloop.agent.backends import make_annotator, make_renderer
 from synthloop.agent.config import ConfigError, ExecutorConfig, RunConfig, load_config
 from synthloop.agent.engines.base import BusyClock, PriorityPool
 from synthloop.agent.engines.local import LocalEngine
-from synthloop.agent.engines.ray_engine import actor_plan, wants_gpu
-from synthloop.agent.runner import resume_config
+from synthloop.agent.engines.ray_engine import actor_plan, check_reachable, wants_gpu
+from synthloop.agent.errors import UserInputError
+from synthloop.agent.runner import resume_config, start_run
 from synthloop.evals.throughput import bench_spec
 from synthloop.tools.backend import BackendBlock, Capabilities
 from synthloop.tools.io import encode_png
@@ -196,3 +199,23 @@ def test_the_bench_reports_every_setting_it_ran() -> None:
     assert all(0 < r.busy_seconds <= r.seconds and r.cpu_seconds > 0 for r in result.runs)
     report = format_bench(result)
     assert "local, 2 workers, pipelined" in report and "local, 2 workers, not pipelined" in report
+
+
+def test_a_ray_address_that_does_not_answer_fails_in_seconds_with_one_line(tmp_path: Path) -> None:
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    port = listening.getsockname()[1]
+    check_reachable(f"127.0.0.1:{port}")
+    check_reachable(f"ray://127.0.0.1:{port}")
+    listening.close()
+    for address, message in [(f"ray://127.0.0.1:{port}", "cannot reach the Ray cluster"),
+                             ("ray://head", "is not host:port, ray://host:port or auto")]:
+        with pytest.raises(UserInputError, match=message):
+            check_reachable(address)
+    if importlib.util.find_spec("ray") is not None:  # checked before the run's folder is made
+        with pytest.raises(UserInputError, match=f"cannot reach the Ray cluster at 127.0.0.1:{port}"):
+            start_run(tmp_path / "out", RunConfig.model_validate({"executor": {"engine": "ray",
+                                                                               "address": f"127.0.0.1:{port}"}}),
+                      spec=SPEC, auto_approve=True)
+        assert not (tmp_path / "out").exists()

@@ -18,15 +18,19 @@ __all__ = ["BusyClock", "Engine", "EngineError", "LocalEngine", "OnResult", "Ren
 
 
 def check_engine(executor: ExecutorConfig) -> None:
-    """Refuse, before a run starts, an engine that cannot be used here (Ray not installed: one line)."""
+    """Refuse, before a run starts (before its folder is made), an engine that cannot be used here: Ray not
+    installed, or a cluster address that does not answer (one line each)."""
     if executor.engine == "ray":
         import importlib.util
 
+        from synthloop.agent.engines.ray_engine import RAY_MISSING, check_reachable
+
         if importlib.util.find_spec("ray") is None:
-            from synthloop.agent.engines.ray_engine import RAY_MISSING
             from synthloop.agent.errors import UserInputError
 
             raise UserInputError(RAY_MISSING)
+        if executor.address is not None:
+            check_reachable(executor.address)
 
 
 def make_engine(config: RunConfig, executor: Executor) -> Engine:

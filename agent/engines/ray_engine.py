@@ -24,6 +24,7 @@ import contextlib
 import logging
 import math
 import re
+import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -52,6 +53,20 @@ def import_ray() -> Any:
     except ImportError as exc:
         raise UserInputError(RAY_MISSING) from exc
     return ray
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, with one line, when a `host:port` or `ray://host:port` cluster address does not answer
+    (Ray itself retries a dead address for minutes). `auto` and other forms are left to Ray."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        if address.startswith("ray://") or ":" in address:
+            raise UserInputError(f"the Ray address {address!r} is not host:port, ray://host:port or auto")
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise UserInputError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from exc
 
 
 def actor_plan(resources: dict[str, float], *, workers: int, wants_gpu: bool) -> tuple[int, dict[str, float]]:
@@ -109,10 +124,12 @@ class RayEngine:
         self._actors: list[Any] = []
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
+            if address is not None:
+                check_reachable(address)
             try:
                 ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
                          log_to_driver=False)
-            except ConnectionError as exc:
+            except (ConnectionError, ValueError) as exc:
                 raise UserInputError(f"cannot reach the Ray cluster at {address}: {_cause(exc)}") from exc
         self._blocks = (renderer, annotator)
         count, self._resources = actor_plan(ray.cluster_resources(), workers=workers,
