@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SIZE_PX = 64
+CONFIG = {"renderer": "compositor"}  # procedural shapes: fast, so large runs finish in minutes
 CHECKPOINT_FILES = (".work/checkpoints.sqlite", ".work/checkpoints.sqlite-wal")
 
 # Re-export a finished run through the export node, as the graph does; with "floor", stop after loading the
@@ -99,9 +100,11 @@ def measure(n: int, work: Path) -> Measure:
     """Run, re-export and weigh one size."""
     out = work / f"run-{n}"
     shutil.rmtree(out, ignore_errors=True)
-    spec_file = work / f"spec-{n}.json"
+    spec_file, config_file = work / f"spec-{n}.json", work / "config.json"
     spec_file.write_text(json.dumps(spec_for(n)))
-    run_mb, run_s = peak_rss([sys.executable, "-m", "synthloop.agent.cli", "run", str(spec_file), "--out", str(out)])
+    config_file.write_text(json.dumps(CONFIG))
+    run_mb, run_s = peak_rss([sys.executable, "-m", "synthloop.agent.cli", "run", str(spec_file), "--out", str(out),
+                              "--config", str(config_file)])
     checkpoint = sum((out / name).stat().st_size for name in CHECKPOINT_FILES if (out / name).exists())
     floor_mb, _ = peak_rss([sys.executable, "-c", _EXPORT, str(out), "floor"])
     export_mb, export_s = peak_rss([sys.executable, "-c", _EXPORT, str(out), "export"])
