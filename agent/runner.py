@@ -184,10 +184,13 @@ def _drive(
         if first_input is None:
             try:
                 checkpoint = graph.get_state(graph_config)
-            except sqlite3.DatabaseError as exc:
-                raise UserInputError(f"the checkpoint {out_dir / CHECKPOINT_FILE} is unreadable ({exc}); the run "
-                                     "cannot be resumed") from exc
+            except Exception as exc:  # damaged bytes on disk surface as any error of the deserialiser
+                raise UserInputError(f"the checkpoint {out_dir / CHECKPOINT_FILE} is unreadable "
+                                     f"({type(exc).__name__}: {exc}); the run cannot be resumed") from exc
             if not checkpoint.values:
+                if any((deps.work_dir / "kept").glob("*.json")) or (deps.work_dir / "rejected").is_dir():
+                    raise UserInputError(f"the checkpoint {out_dir / CHECKPOINT_FILE} is empty but the run has "
+                                         "records: it was damaged, and the run cannot be resumed")
                 run = read_run_file(out_dir)
                 spec = TaskSpec.model_validate(run["spec"]) if run.get("spec") else None
                 value = _first_input(run.get("request"), spec, deps.config)
@@ -259,7 +262,7 @@ def read_run_file(out_dir: Path) -> dict[str, Any]:
         raise UserInputError(f"{out_dir} holds no synthloop run (no {RUN_FILE})")
     try:
         return json.loads(run_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise UserInputError(f"cannot read {run_file}: {exc}") from exc
 
 
