@@ -16,10 +16,19 @@ Metrics (each with a seeded percentile-bootstrap 95% interval over the labelled 
   critique row, else 1 / ½ / 0 for accept / edit / reject) and the human ranking (pointwise label 1/0;
   pairwise: each item's human win rate);
 - position consistency: share of (a, b) vote pairs in both presentation orders that name the same winner.
+
+Where the critic and the people disagree (`disagreements`), the report says what the critic is for there:
+- per judge, how many labelled images it rejected and how many of those people rejected too (its precision
+  against people), and what the judge checks (`JUDGE_PURPOSE`); a judge people rarely confirm is checking
+  something the labellers do not look for (near duplicates across images, mask fit, unlabelled objects) or is
+  too strict for this data: its reasons on the disputed images, shown with examples, tell which;
+- the images people rejected that the critic kept: what no judge checks (their ids, to look at).
+The plot shows the metrics with their intervals above the judge-score histograms.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +38,24 @@ from typing import Any
 import numpy as np
 
 DECISION_SCORE = {"accept": 1.0, "edit": 0.5, "reject": 0.0}
+# What each judge is for, said where it and the people disagree.
+JUDGE_PURPOSE = {
+    "rules.geometry": "degenerate boxes and boxes outside the image",
+    "rules.mask_box": "masks that do not fill their boxes (a box or mask moved off its object)",
+    "rules.occlusion": "objects hidden behind others beyond the visible-fraction limit",
+    "rules.truncation": "objects cut by the image border",
+    "rules.tiny": "objects too small to learn from",
+    "rules.content": "the counts the spec asked for",
+    "rules.class_balance": "the class mix the spec asked for",
+    "rules.image_quality": "blank, black, constant or saturated images",
+    "rules.boundary": "masks and boxes with no image edges along them",
+    "rules.duplicate": "exact and near duplicates of other images (invisible when images are seen one at a time)",
+    "rules.certificate": "labels whose sources (layout, mask, detector, SAM, VLM) disagree",
+    "detector.recognisability": "objects a COCO detector sees as another class, and objects nobody labelled",
+    "detector.agreement": "boxes a detector does not confirm, and objects it finds unlabelled",
+    "audit.annotations": "annotations that cannot be read",
+    "audit.image": "image files that cannot be read",
+}
 
 
 class LabelError(ValueError):
@@ -47,14 +74,16 @@ class Estimate:
 
 @dataclass
 class AgreementReport:
-    """All metrics, by name."""
+    """All metrics, by name, and where the critic and the people disagree."""
 
     metrics: dict[str, Estimate] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    disagreements: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {"metrics": {k: vars(v) for k, v in self.metrics.items()}, "notes": self.notes}
+        return {"metrics": {k: vars(v) for k, v in self.metrics.items()}, "notes": self.notes,
+                "disagreements": self.disagreements}
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -234,19 +263,96 @@ def evaluate(pointwise: dict[str, str], pairwise: list[tuple[str, str, str]], de
     return report
 
 
+def disagreements(pointwise: dict[str, str], rows: list[dict[str, Any]], *, examples: int = 3) -> dict[str, Any]:
+    """Where the critic and the people disagree, per judge (see the module docstring); critique rows as written
+    by `synthloop critique` (`judges`: judge id → decision, `reasons` prefixed with the judge id)."""
+    by_id = {str(row.get("image_id")): row for row in rows}
+    labelled = [i for i in pointwise if i in by_id]
+    judges: dict[str, dict[str, Any]] = {}
+    for image_id in labelled:
+        row = by_id[image_id]
+        for judge, decision in (row.get("judges") or {}).items():
+            if decision == "accept":
+                continue
+            entry = judges.setdefault(judge, {"rejects": 0, "confirmed": 0, "disputed": []})
+            entry["rejects"] += 1
+            if pointwise[image_id] == "reject":
+                entry["confirmed"] += 1
+            elif len(entry["disputed"]) < examples:
+                reason = next((r for r in row.get("reasons", []) if str(r).startswith(f"{judge}: ")), "")
+                entry["disputed"].append({"image_id": image_id, "reason": str(reason)[len(judge) + 2:][:200]})
+    for judge, entry in judges.items():
+        entry["precision"] = entry["confirmed"] / entry["rejects"]
+        entry["purpose"] = JUDGE_PURPOSE.get(judge, "")
+    critic_only = [i for i in labelled if by_id[i].get("decision") != "accept" and pointwise[i] == "accept"]
+    human_only = [i for i in labelled if by_id[i].get("decision") == "accept" and pointwise[i] == "reject"]
+    return {"judges": dict(sorted(judges.items(), key=lambda kv: (-kv[1]["rejects"], kv[0]))),
+            "critic_only": critic_only, "human_only": human_only}
+
+
 def format_report(report: AgreementReport) -> str:
-    """A plain-text table: metric, value, 95% interval, n."""
+    """A plain-text table (metric, value, 95% interval, n), then where the critic and the people disagree."""
     lines = [f"{'metric':<24}{'value':>8}   {'95% bootstrap CI':<18}{'n':>6}", "-" * 58]
     for name, e in report.metrics.items():
         lines.append(f"{name:<24}{e.value:>8.3f}   [{e.low:6.3f}, {e.high:6.3f}] {e.n:>6}")
+    found = report.disagreements
+    if found.get("judges") or found.get("critic_only") or found.get("human_only"):
+        lines += ["", f"where the critic and the labellers disagree: {len(found['critic_only'])} image(s) rejected "
+                      f"by the critic but kept by people, {len(found['human_only'])} kept by the critic but "
+                      "rejected by people"]
+        for judge, entry in found["judges"].items():
+            lines.append(f"  {judge}: {entry['rejects']} reject(s), {entry['confirmed']} confirmed by people "
+                         f"({entry['precision']:.0%}); it is for {entry['purpose'] or 'a check of its own'}")
+            lines += [f"    disputed: image {d['image_id']}: {d['reason']}" for d in entry["disputed"]]
+        if found["human_only"]:
+            shown = ", ".join(found["human_only"][:10])
+            lines.append(f"  kept by the critic, rejected by people (no judge checks what they saw): {shown}")
     return "\n".join(lines + [f"note: {n}" for n in report.notes])
 
 
-def score_histogram_png(accepted: Sequence[float], rejected: Sequence[float], path: Path, *, bins: int = 20) -> None:
-    """Judge-score histograms for human-accepted (green) and human-rejected (red) images, drawn with Pillow."""
-    from PIL import Image, ImageDraw
+def score_histogram_png(accepted: Sequence[float], rejected: Sequence[float], path: Path, *, bins: int = 20,
+                        report: AgreementReport | None = None) -> None:
+    """Judge-score histograms for human-accepted (green) and human-rejected (red) images, drawn with Pillow; with
+    `report`, its metrics and 95% intervals in a panel above (the histogram keeps its 640 × 360 place)."""
 
     from synthloop.tools.io import atomic_write_bytes
+
+    histogram = _histogram(accepted, rejected, bins)
+    image = histogram if report is None or not report.metrics else _with_metrics(histogram, report)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _with_metrics(histogram: Any, report: AgreementReport) -> Any:
+    """The metrics (value, 95% interval on a −1…1 axis) stacked above the histogram."""
+    from PIL import Image, ImageDraw
+
+    row, left, width = 22, 190, histogram.width
+    panel = Image.new("RGB", (width, 30 + row * len(report.metrics)), "white")
+    draw = ImageDraw.Draw(panel)
+    draw.text((8, 8), "agreement with the labellers (95% bootstrap intervals; axis −1 … 1)", fill="black")
+    span = width - left - 30
+
+    def x(value: float) -> float:
+        return left + span * (min(1.0, max(-1.0, value)) + 1.0) / 2.0
+
+    draw.line([x(0.0), 26, x(0.0), panel.height - 4], fill=(200, 200, 200))
+    for k, (name, e) in enumerate(report.metrics.items()):
+        y = 30 + k * row
+        draw.text((8, y + 3), f"{name} {e.value:.2f}" if np.isfinite(e.value) else f"{name} n/a", fill="black")
+        if np.isfinite(e.low) and np.isfinite(e.high):
+            draw.line([x(e.low), y + 10, x(e.high), y + 10], fill=(60, 60, 60), width=2)
+        if np.isfinite(e.value):
+            draw.ellipse([x(e.value) - 4, y + 6, x(e.value) + 4, y + 14], fill=(46, 125, 50))
+    stacked = Image.new("RGB", (width, panel.height + histogram.height), "white")
+    stacked.paste(panel, (0, 0))
+    stacked.paste(histogram, (0, panel.height))
+    return stacked
+
+
+def _histogram(accepted: Sequence[float], rejected: Sequence[float], bins: int) -> Any:
+    from PIL import Image, ImageDraw
 
     values = np.concatenate([np.asarray(accepted, float), np.asarray(rejected, float)])
     low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
@@ -271,11 +377,7 @@ def score_histogram_png(accepted: Sequence[float], rejected: Sequence[float], pa
     draw.text((margin, height - margin + 6), f"{low:.3g}", fill="black")
     draw.text((width - margin - 40, height - margin + 6), f"{high:.3g}", fill="black")
     draw.text((4, margin), str(top), fill="black")
-    import io
-
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue())
+    return image
 
 
 def run_agreement(labels: Path, critique: Path, *, score_key: str | None = None, ratings: Path | None = None,
@@ -283,7 +385,8 @@ def run_agreement(labels: Path, critique: Path, *, score_key: str | None = None,
                   ) -> AgreementReport:
     """Load the files, evaluate, and draw the score histogram when `plot` is given."""
     pointwise, pairwise = load_labels(labels)
-    decisions, scores = judge_scores(_read_jsonl(critique), score_key)
+    rows = _read_jsonl(critique)
+    decisions, scores = judge_scores(rows, score_key)
     if ratings is not None:
         try:
             data = json.loads(ratings.read_text(encoding="utf-8"))
@@ -292,8 +395,9 @@ def run_agreement(labels: Path, critique: Path, *, score_key: str | None = None,
             raise LabelError(f"cannot read ratings {ratings}: expected {{\"scores\": {{id: rating}}}} ({exc})") from exc
     match_rows = _read_jsonl(matches) if matches is not None else None
     report = evaluate(pointwise, pairwise, decisions, scores, matches=match_rows, rounds=rounds, seed=seed)
+    report.disagreements = disagreements(pointwise, rows)
     if plot is not None:
         accepted = [scores[i] for i, label in pointwise.items() if label == "accept" and i in scores]
         rejected = [scores[i] for i, label in pointwise.items() if label == "reject" and i in scores]
-        score_histogram_png(accepted, rejected, plot)
+        score_histogram_png(accepted, rejected, plot, report=report)
     return report
