@@ -19,6 +19,7 @@ from synthloop.tools.layout.base import LayoutSampler
 from synthloop.tools.render.base import Renderer
 
 if TYPE_CHECKING:
+    from synthloop.tools.critic.recognisability import RecognisabilityJudge
     from synthloop.tools.llm.client import LLMClient
 
 T = TypeVar("T")
@@ -122,16 +123,43 @@ def make_language_llm(config: RunConfig) -> LLMClient | None:
 
 
 def make_pairwise_judge(config: RunConfig, duplicates: DuplicateIndex) -> PairwiseJudge:
-    """The judge that picks best-of-n winners: the VLM when configured, else the rule-score heuristic."""
+    """The judge that picks best-of-n winners and ranks samples: the VLM when configured, else the measured judge
+    (recognisability by the configured detector or YOLOv3-tiny when installed, label certificate agreement,
+    diversity against the kept samples, rule passes; `tools/critic/measured_pairwise.py`)."""
     if config.vlm is not None:
         from synthloop.tools.critic.vlm import PairwiseVLMJudge
 
         return PairwiseVLMJudge(make_vlm_client(config.vlm), samples=config.vlm.samples)
-    from synthloop.tools.critic.pairwise import RulePairwiseJudge
+    from synthloop.tools.critic.measured_pairwise import MeasuredPairwiseJudge
+    from synthloop.tools.critic.recognisability import RecognisabilityJudge
 
-    rule_judges = [j for j in make_judges(config.model_copy(update={"vlm": None, "detector": None}), duplicates)
-                   if not isinstance(j, DuplicateJudge)]
-    return RulePairwiseJudge(rule_judges)
+    judges = [j for j in make_judges(config.model_copy(update={"vlm": None, "detector": None}), duplicates)
+              if not isinstance(j, DuplicateJudge)]
+    configured = [j for j in judges if isinstance(j, RecognisabilityJudge)]
+    rules = [j for j in judges if not isinstance(j, RecognisabilityJudge)]
+    return MeasuredPairwiseJudge(configured[0] if configured else make_recognisability_judge(config), rules,
+                                 kept=duplicates)
+
+
+def make_recognisability_judge(config: RunConfig) -> RecognisabilityJudge | None:
+    """The recognisability judge over the configured detector, else over YOLOv3-tiny when scripts/setup.sh
+    installed it (and OpenCV is there); None when there is neither."""
+    from synthloop.tools.backend import missing_modules
+    from synthloop.tools.critic.detector import DetectorError
+    from synthloop.tools.critic.detectors.registry import detector_block
+    from synthloop.tools.critic.recognisability import RecognisabilityJudge, default_detector_block
+
+    if config.detector is not None:
+        block = detector_block(config.detector.backend, config.detector.model, device=config.detector.device,
+                               dtype=config.detector.dtype, options=config.detector.options)
+    else:
+        block = default_detector_block() if not missing_modules(("cv2",)) else None
+    if block is None:
+        return None
+    try:
+        return RecognisabilityJudge(block)
+    except DetectorError as exc:
+        raise UserInputError(f"detector: {exc}") from exc
 
 
 def make_detector_judge(config: DetectorConfig) -> Judge:

@@ -10,8 +10,11 @@ leaderboard; online Elo over the matches in the order they were played is shown 
 order-dependent (see `synthloop.tools.critic.ratings`).
 
 Judges: a VLM through an OpenAI-compatible endpoint (`PairwiseVLMJudge`, both presentation orders) when one is
-configured; otherwise `RulePairwiseJudge`, a fallback heuristic that prefers samples passing more rule checks,
-then with less occlusion and tighter masks. It says nothing about realism, and the leaderboard says so.
+configured; otherwise `MeasuredPairwiseJudge` (`default_pairwise_judge`), which prefers the sample with the better
+measured quantities: recognisability (YOLOv3-tiny's confidence for the intended class inside each box, when
+scripts/setup.sh installed it), label certificate agreement and rule passes. Recognisability separates real
+objects from procedural shapes; it is a weak detector's view, not a judgement of realism, and the leaderboard
+says what the judge measured.
 
 A contestant file is a run config (YAML/JSON, the fields of `RunConfig`) with two optional arena-only keys:
 `name` (default: the file name without extension) and `spec` (TaskSpec fields overriding the spec files',
@@ -37,6 +40,7 @@ from pydantic import ValidationError
 
 from synthloop.agent.config import RunConfig, describe_validation_error
 from synthloop.agent.errors import UserInputError
+from synthloop.tools.critic.measured_pairwise import MeasuredPairwiseJudge
 from synthloop.tools.critic.pairwise import PairwiseJudge, RulePairwiseJudge
 from synthloop.tools.critic.ratings import BT_L2, ELO_K, Record, bradley_terry, elo_ratings, records
 from synthloop.tools.types import Match, Ratings, TaskSpec
@@ -137,14 +141,14 @@ def _check_contestants(contestants: Sequence[Contestant]) -> None:
                              "(set `name:` in the config file)")
 
 
-def rule_pairwise_judge() -> RulePairwiseJudge:
-    """The fallback judge over the embedded critic of the default run config (the same rules for every
-    contestant), without the duplicate judge (same seeds may legitimately give the same image)."""
-    from synthloop.agent.backends import make_judges
-    from synthloop.tools.critic.duplicates import DuplicateIndex, DuplicateJudge
+def default_pairwise_judge() -> PairwiseJudge:
+    """The judge without a VLM: the measured judge of the default run config (recognisability by YOLOv3-tiny when
+    installed, certificate agreement, the same rule judges for every contestant), without the duplicate judge
+    (same seeds may legitimately give the same image) and without diversity (no kept set to compare with)."""
+    from synthloop.agent.backends import make_pairwise_judge
+    from synthloop.tools.critic.duplicates import DuplicateIndex
 
-    judges = [j for j in make_judges(RunConfig(), DuplicateIndex()) if not isinstance(j, DuplicateJudge)]
-    return RulePairwiseJudge(judges)
+    return make_pairwise_judge(RunConfig(), DuplicateIndex())
 
 
 def _load_image(path: Path) -> np.ndarray:
@@ -175,7 +179,7 @@ def run_arena(
     _check_contestants(contestants)
     if not spec_files:
         raise UserInputError("give at least one spec file")
-    judge = judge or rule_pairwise_judge()
+    judge = judge or default_pairwise_judge()
     notify = on_event or (lambda message: None)
     specs: dict[str, TaskSpec] = {}
     for path in spec_files:
@@ -259,6 +263,10 @@ def format_leaderboard(result: ArenaResult) -> str:
     if result.judge == RulePairwiseJudge.id:
         notes.append("judge is the fallback heuristic (rule checks, occlusion, mask fit), not a judgement of "
                      "realism: configure a VLM endpoint for that")
+    if result.judge == MeasuredPairwiseJudge.id:
+        notes.append("judge prefers measured quantities (a detector's confidence for the intended class inside each "
+                     "box, certificate agreement, rule passes): a weak detector's view of recognisability, not a "
+                     "judgement of realism (configure a VLM endpoint for that)")
     if result.order_pairs:
         notes.append(f"position inconsistency: {result.inconsistent_pairs}/{result.order_pairs} order pairs "
                      f"({result.inconsistent_pairs / result.order_pairs:.0%}) disagree when the images swap places")

@@ -11,6 +11,9 @@ from fault_proxy import FaultProxy
 
 # Tests never reach the network: Hugging Face libraries load the tiny models built here from local folders only.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Nor do they load the real YOLOv3-tiny as the default detector of the measured pairwise judge (tests that need a
+# detector build a scripted one, or a tiny random Darknet model).
+os.environ.setdefault("SYNTHLOOP_YOLO_DIR", "")
 
 
 @pytest.fixture

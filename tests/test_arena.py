@@ -1,4 +1,5 @@
-"""`synthloop arena` end to end on tiny specs: the rule fallback, a scripted VLM judge, and one-line errors."""
+"""`synthloop arena` end to end on tiny specs: the measured judge (no VLM, no detector in the tests), a scripted
+VLM judge, and one-line errors."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def table(stdout: str) -> dict[str, list[str]]:
     return rows
 
 
-def test_arena_ranks_configs_with_the_rule_fallback(tmp_path: Path, files: dict[str, Path]) -> None:
+def test_arena_ranks_configs_with_the_measured_judge(tmp_path: Path, files: dict[str, Path]) -> None:
     out = tmp_path / "arena"
     result = synthloop("arena", str(files["spec"]), "--config", str(files["easy"]), "--config", str(files["hard"]),
                        "--n", "3", "--out", str(out), "--bootstrap", "50")
@@ -49,12 +50,12 @@ def test_arena_ranks_configs_with_the_rule_fallback(tmp_path: Path, files: dict[
         bt, low, high, elo = map(float, row[1:5])
         wins, losses, ties, matches = map(int, row[5:9])
         assert low <= bt <= high and 900 < elo < 1100
-        assert wins + losses + ties == matches == 3  # one rule vote per image index
-    assert "fallback heuristic" in result.stdout and "order-dependent" in result.stdout
+        assert wins + losses + ties == matches == 3  # one measured vote per image index
+    assert "measured quantities" in result.stdout and "order-dependent" in result.stdout
     assert "generating easy on tiny" in result.stderr
 
     saved = json.loads((out / "arena.json").read_text())
-    assert saved["judge"] == "rules.pairwise" and saved["comparisons"] == 3 and len(saved["matches"]) == 3
+    assert saved["judge"] == "measured.pairwise" and saved["comparisons"] == 3 and len(saved["matches"]) == 3
     assert set(saved["bradley_terry"]["scores"]) == {"easy", "hard-mode"}
     for name in ("easy", "hard-mode"):  # same seeds, full runs kept for inspection
         assert len(list((out / "runs" / name / "tiny" / "images").rglob("*.png"))) == 3

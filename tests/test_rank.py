@@ -115,6 +115,6 @@ def test_the_loop_writes_ratings_to_the_manifest(tmp_path: Path) -> None:
     assert summary.kept == 6 and summary.phase_seconds.get("rank", 0) > 0
     rows = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
     ratings = json.loads((tmp_path / "out" / "ratings.json").read_text())
-    assert ratings["method"] == "bradley_terry" and ratings["judge"] == "rules.pairwise"
+    assert ratings["method"] == "bradley_terry" and ratings["judge"] == "measured.pairwise"
     assert {r["id"]: r["rating"] for r in rows} == {k: round(v, 2) for k, v in ratings["scores"].items()}
     assert len(ratings["matches"]) == 12 and set(ratings["intervals"]) == {r["id"] for r in rows}

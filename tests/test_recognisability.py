@@ -149,7 +149,7 @@ def test_nothing_judged_leaves_recognisability_out_of_the_scores() -> None:
 def test_bad_settings_and_a_missing_default_detector_are_one_line_errors(monkeypatch, tmp_path) -> None:
     with pytest.raises(DetectorError, match="policy"):
         RecognisabilityJudge(ScriptedDetector([]), policy="maybe")
-    monkeypatch.setattr("synthloop.tools.critic.recognisability.default_detector_dir", lambda: tmp_path / "none")
+    monkeypatch.setenv("SYNTHLOOP_YOLO_DIR", str(tmp_path / "none"))
     with pytest.raises(DetectorError, match=r"scripts/setup\.sh"):
         RecognisabilityJudge()
 

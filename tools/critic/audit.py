@@ -11,6 +11,9 @@ Steps:
    earlier image is flagged;
 4. one row per image, in the file's image order: `image_id`, `file_name`, `decision`, `reasons` (each
    prefixed with its judge id), `scores` (`judge_id/score`), `judges` (judge id → decision).
+With `recognisability=True` the recognisability judge (`tools/critic/recognisability.py`; YOLOv3-tiny unless a
+detector is given) runs after the rules, looking for the file's categories: relabelled boxes (another class wins
+inside a box) and missing boxes (a confident detection on no box), thresholds from the defect benchmark.
 A missing or unreadable image file is reported on its row (decision reject, judge `audit.image`), so one bad
 file does not stop an audit of thousands. A `file_name` that leads outside the image folder (`../../etc/hostname`,
 an absolute path, a symlink out of it) is never opened: its row is rejected with that reason.
@@ -20,13 +23,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from synthloop.tools.backend import BackendBlock
 from synthloop.tools.critic.base import Judge, JudgeInput, combine_any_reject
+from synthloop.tools.critic.detector import Detector
 from synthloop.tools.critic.duplicates import DuplicateIndex, perceptual_hash, pixel_sha256
 from synthloop.tools.critic.embedded import embedded_judges
 from synthloop.tools.io import atomic_write_jsonl
@@ -164,8 +169,14 @@ def _row(image: dict[str, Any], verdicts: list[Verdict]) -> dict[str, Any]:
 
 def audit_coco(coco_path: Path, images_dir: Path, *, judges: list[Judge] | None = None,
                duplicates: DuplicateIndex | None = None, progress: Progress | None = None,
-               pixel_checks: bool = True) -> list[dict[str, Any]]:
-    """Judge every image of a COCO file; return one row per image (see the module docstring)."""
+               pixel_checks: bool = True, recognisability: bool = False,
+               detector: Detector | BackendBlock | dict[str, Any] | str | None = None,
+               extra_judges: Sequence[Judge] = ()) -> list[dict[str, Any]]:
+    """Judge every image of a COCO file; return one row per image (see the module docstring).
+
+    `judges` replace the embedded rule judges; `extra_judges` come after them. With `recognisability`, the
+    recognisability judge (`detector`: a detector or detector block, default YOLOv3-tiny) looks for the file's
+    categories; its thresholds are the defect benchmark's calibration."""
     coco = load_coco(Path(coco_path))
     if not Path(images_dir).is_dir():
         raise AuditError(f"image folder not found: {images_dir}")
@@ -174,6 +185,9 @@ def audit_coco(coco_path: Path, images_dir: Path, *, judges: list[Judge] | None 
                                                                content_checks=False)
     categories = {c.get("id"): category_name(c.get("name", "object")) for c in coco.get("categories", [])
                   if isinstance(c, dict)}
+    judges = [*judges, *extra_judges]
+    if recognisability:
+        judges.append(recognisability_judge(detector, list(dict.fromkeys(categories.values()))))
     by_image: dict[str, list[dict[str, Any]]] = {}
     for ann in coco.get("annotations", []):
         if isinstance(ann, dict):
@@ -187,6 +201,19 @@ def audit_coco(coco_path: Path, images_dir: Path, *, judges: list[Judge] | None 
         if progress is not None:
             progress(position + 1, total)
     return rows
+
+
+def recognisability_judge(detector: Detector | BackendBlock | dict[str, Any] | str | None,
+                          classes: list[str]) -> Judge:
+    """The recognisability judge over `detector` (None: YOLOv3-tiny) for `classes`; AuditError when the detector
+    cannot be loaded."""
+    from synthloop.tools.critic.detector import DetectorError
+    from synthloop.tools.critic.recognisability import RecognisabilityJudge
+
+    try:
+        return RecognisabilityJudge(detector, classes=classes)
+    except DetectorError as exc:
+        raise AuditError(f"detector: {exc}") from exc
 
 
 def _audit_image(image: dict[str, Any], position: int, anns: list[dict[str, Any]], categories: dict[Any, str],

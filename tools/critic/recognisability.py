@@ -28,6 +28,7 @@ Scores: `recognisability` (mean over judged instances; absent when none), `min_r
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,20 +46,30 @@ from synthloop.tools.geometry import iou, xywh_to_xyxy
 from synthloop.tools.types import Decision, Instance, Verdict
 
 YOLO_SUBDIR = Path("share") / "synthloop" / "detectors" / "yolov3-tiny"
+YOLO_ENV = "SYNTHLOOP_YOLO_DIR"
 # Thresholds from `synthloop eval critic-defects --renderer copy_paste --detector default --calibrate` (400 clean
 # copy_paste images of 8 COCO classes at 512², seed 1; clean false rejects of the detector checks ≤ 3%).
 CALIBRATION = {"relabel_margin": 0.25, "missing_score": 0.5}
 
 
-def default_detector_dir() -> Path:
-    """Where scripts/setup.sh puts YOLOv3-tiny (COCO): `<venv>/share/synthloop/detectors/yolov3-tiny`."""
-    return Path(sys.prefix) / YOLO_SUBDIR
+def default_detector_dir() -> Path | None:
+    """Where scripts/setup.sh puts YOLOv3-tiny (COCO), `<venv>/share/synthloop/detectors/yolov3-tiny`, unless the
+    environment variable SYNTHLOOP_YOLO_DIR names another Darknet model folder; None when it is set empty (no
+    default detector, as in the tests) or the folder is not there."""
+    if YOLO_ENV in os.environ:
+        chosen = Path(os.environ[YOLO_ENV]).expanduser() if os.environ[YOLO_ENV] else None
+    else:
+        chosen = Path(sys.prefix) / YOLO_SUBDIR
+    return chosen if chosen is not None and chosen.is_dir() else None
 
 
-def default_detector_block() -> BackendBlock:
-    """The YOLOv3-tiny detector block (low score threshold: the judge weighs the scores itself)."""
-    return BackendBlock.model_validate({"backend": "yolov3_darknet", "model": str(default_detector_dir()),
-                                        "score_threshold": 0.02})
+def default_detector_block() -> BackendBlock | None:
+    """The YOLOv3-tiny detector block (low score threshold: the judge weighs the scores itself); None when there is
+    no default detector."""
+    folder = default_detector_dir()
+    if folder is None:
+        return None
+    return BackendBlock.model_validate({"backend": "yolov3_darknet", "model": str(folder), "score_threshold": 0.02})
 
 
 def target_names(class_names: Sequence[str], vocabulary: frozenset[str] | None) -> dict[str, str]:
@@ -155,6 +166,8 @@ class RecognisabilityOptions(BaseModel):
                                                                      "unannotated.")
     policy: Literal["reject", "edit"] = Field(default="reject", description="reject, or edit (ask for a "
                                                                             "re-render).")
+    classes: list[str] | None = Field(default=None, description="Classes to look for (default: the spec's; an "
+                                                                "audit passes the dataset's categories).")
 
 
 class RecognisabilityJudge(BaseJudge):
@@ -168,7 +181,8 @@ class RecognisabilityJudge(BaseJudge):
     def __init__(self, detector: Detector | BackendBlock | dict[str, Any] | str | None = None, *,
                  relabel_margin: float = CALIBRATION["relabel_margin"],
                  missing_score: float = CALIBRATION["missing_score"], min_recognisability: float = 0.0,
-                 overlap_iou: float = 0.3, free_iou: float = 0.3, policy: Literal["reject", "edit"] = "reject") -> None:
+                 overlap_iou: float = 0.3, free_iou: float = 0.3, policy: Literal["reject", "edit"] = "reject",
+                 classes: Sequence[str] | None = None) -> None:
         if policy not in ("reject", "edit"):
             raise DetectorError(f"unknown policy '{policy}' (reject | edit)")
         if not (0.0 < overlap_iou <= 1.0 and 0.0 < free_iou <= 1.0):
@@ -178,11 +192,13 @@ class RecognisabilityJudge(BaseJudge):
         self.min_recognisability = min_recognisability
         self.overlap_iou, self.free_iou = overlap_iou, free_iou
         self.policy = policy
+        self.classes = list(classes) if classes is not None else None
 
     def measure(self, item: JudgeInput) -> Evidence:
         """The detector's evidence for this sample."""
         instances = list(item.sample.annotation.instances) if item.sample.annotation else []
-        return measure(self.detector, item.image, instances, item.spec.class_names, overlap_iou=self.overlap_iou,
+        classes = self.classes if self.classes is not None else item.spec.class_names
+        return measure(self.detector, item.image, instances, classes, overlap_iou=self.overlap_iou,
                        free_iou=self.free_iou)
 
     def judge(self, item: JudgeInput) -> Verdict:
@@ -229,7 +245,8 @@ def _build(block: BackendBlock | dict[str, Any] | str | None) -> Detector:
     from synthloop.tools.critic.detectors.registry import build_detector
 
     chosen = default_detector_block() if block is None else block
-    if block is None and not default_detector_dir().is_dir():
-        raise DetectorError(f"no YOLOv3-tiny in {default_detector_dir()}: run `bash scripts/setup.sh`, or give the "
-                            "judge a detector block ({backend: NAME, model: DIR})")
+    if chosen is None:
+        raise DetectorError(f"no default detector: YOLOv3-tiny is not in {Path(sys.prefix) / YOLO_SUBDIR} (run `bash "
+                            f"scripts/setup.sh`, or set {YOLO_ENV}), and the judge was given no detector block "
+                            "({backend: NAME, model: DIR})")
     return build_detector(chosen)
