@@ -147,7 +147,10 @@ STRICT_SPEC = {
     "width": 64, "height": 64, "tasks": ["detection", "instance_segmentation"], "formats": ["coco", "yolo"],
     "difficulty": "hard", "seed": 11,
 }
-STRICT_CONFIG = {"batch_size": 4, "workers": 2, "max_class_drift": 0.01, "near_duplicate_min_similarity": 0.8}
+# The compositor: copy_paste (the default renderer) cannot meet 0.8 near-duplicate similarity with its few drawings
+# per class, and a run that stops early exits 1.
+STRICT_CONFIG = {"renderer": "compositor", "batch_size": 4, "workers": 2, "max_class_drift": 0.01,
+                 "near_duplicate_min_similarity": 0.8}
 
 if __name__ == "__main__":
     main()
