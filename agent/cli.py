@@ -712,6 +712,9 @@ def critique(
     no_pixels: Annotated[bool, typer.Option("--no-pixel-checks", help="Skip image-quality and boundary "
                                                                       "evidence judges.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    detector: Annotated[str | None, typer.Option(
+        "--detector", help="Add the recognisability judge (relabelled and missing boxes of COCO classes): "
+                           "'default' (YOLOv3-tiny from scripts/setup.sh) or a Darknet model folder.")] = None,
 ) -> None:
     """Audit any COCO dataset with the embedded judges; one verdict line per image."""
     from collections import Counter
@@ -729,7 +732,8 @@ def critique(
         progress.progress.update(progress.task_id, completed=done)
 
     try:
-        rows = audit_coco(coco_json, images, progress=tick, pixel_checks=not no_pixels)
+        rows = audit_coco(coco_json, images, progress=tick, pixel_checks=not no_pixels,
+                          recognisability=detector is not None, detector=_detector_option(detector))
     except AuditError as exc:
         raise CliError(str(exc)) from exc
     finally:
@@ -843,20 +847,80 @@ def eval_critic_defects(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the samples and the injections.")] = 0,
     out: Annotated[Path | None, typer.Option("--out", help="Write counts and rates as JSON here.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    renderer: Annotated[str, typer.Option("--renderer", help="compositor (kitchen shapes) | copy_paste (real "
+                                                             "cut-outs of eight COCO classes).")] = "compositor",
+    detector: Annotated[str | None, typer.Option(
+        "--detector", help="Add the recognisability judge: 'default' (YOLOv3-tiny from scripts/setup.sh) or a "
+                           "Darknet model folder.")] = None,
+    calibrate: Annotated[bool, typer.Option("--calibrate", help="Choose the recognisability judge's thresholds on "
+                                                                "copy_paste samples (and check them on a fresh "
+                                                                "seed).")] = False,
+    max_false_reject: Annotated[float, typer.Option("--max-false-reject", help="Clean false-reject budget of the "
+                                                                               "calibration.")] = 0.03,
+    critique_check: Annotated[Path | None, typer.Option(
+        "--critique-check", help="Also write a boxes-only COCO of copy_paste renders with injected missing and "
+                                 "relabelled boxes into this new folder and audit it as `synthloop critique "
+                                 "--detector` does.")] = None,
+    share: Annotated[float, typer.Option("--share", help="Share of injected images in --critique-check.")] = 0.2,
 ) -> None:
     """Defect benchmark: per-defect catch rate and clean false rejects of every embedded judge."""
-    from synthloop.evals.critic_defects import format_defect_bench, run_defect_bench
+    from synthloop.evals.critic_defects import (
+        calibrate_recognisability,
+        format_calibration,
+        format_critique_check,
+        format_defect_bench,
+        run_critique_check,
+        run_defect_bench,
+    )
+    from synthloop.tools.critic.detector import DetectorError
+    from synthloop.tools.critic.recognisability import RecognisabilityJudge
     from synthloop.tools.io import atomic_write_json
 
     _check_count("--n", n, 1, 100_000)
     _check_count("--size", size, 64, 4096)
     _check_count("--seed", seed, 0, 2**32 - 1)
+    if renderer not in ("compositor", "copy_paste"):
+        raise CliError(f"--renderer must be compositor or copy_paste, not {renderer!r}")
+    if not 0.0 <= max_false_reject <= 1.0 or not 0.0 < share <= 1.0:
+        raise CliError("--max-false-reject must be in [0, 1] and --share in (0, 1]")
     if out is not None:
         _check_new_file("--out", out, force)
-    bench = run_defect_bench(n=n, size=size, seed=seed)
+    if critique_check is not None and critique_check.exists() and any(critique_check.iterdir()):
+        raise CliError(f"--critique-check {critique_check} must be a new or empty directory")
+    block = _detector_option(detector) if detector is not None or calibrate or critique_check else None
+    try:
+        judge = RecognisabilityJudge(block) if detector is not None or calibrate else None
+    except DetectorError as exc:
+        raise CliError(f"--detector: {exc}") from exc
+    result: dict[str, Any] = {}
+    if calibrate:
+        calibration = calibrate_recognisability(judge, n=n, size=size, seed=seed, max_false_reject=max_false_reject)
+        typer.echo(format_calibration(calibration))
+        judge = RecognisabilityJudge(judge.detector, relabel_margin=calibration.relabel_margin,
+                                     missing_score=calibration.missing_score)
+        result["calibration"] = vars(calibration)
+    bench = run_defect_bench(n=n, size=size, seed=seed + 2 if calibrate else seed, renderer=renderer,
+                             recognisability=judge)
     typer.echo(format_defect_bench(bench))
+    result["bench"] = bench.to_dict()
+    if critique_check is not None:
+        try:
+            check = run_critique_check(critique_check, n=n, size=size, seed=seed + 3, share=share, detector=block)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+        typer.echo(format_critique_check(check))
+        result["critique_check"] = vars(check)
     if out is not None:
-        atomic_write_json(out, bench.to_dict(), indent=2)
+        atomic_write_json(out, result if len(result) > 1 else bench.to_dict(), indent=2)
+
+
+def _detector_option(value: str | None) -> Any:
+    """`--detector default|DIR` as a detector block (None: the default YOLOv3-tiny)."""
+    if value is None or value == "default":
+        return None
+    if not Path(value).is_dir():
+        raise CliError(f"--detector {value}: not a Darknet model folder (cfg, weights, names), nor 'default'")
+    return {"backend": "yolov3_darknet", "model": value, "score_threshold": 0.02}
 
 
 @eval_app.command("labels")
@@ -927,6 +991,77 @@ def eval_realism(
     card = refresh_realism_section(dataset)
     typer.echo(f"wrote {written}" + (f"; realism section in {card}" if card else ""))
 
+
+
+@eval_app.command("utility")
+def eval_utility(
+    out: Annotated[Path, typer.Option("--out", help="New or empty folder: utility.json / .md / .png and the runs.")],
+    classes: Annotated[str, typer.Option("--classes", help="Comma-separated classes (each needs two or more library "
+                                                           "cut-outs: one side trains, the other is held out).")
+                       ] = "bird,car,apple,dog",
+    n_train: Annotated[int, typer.Option("--n-train", help="Training images per arm.")] = 160,
+    n_test: Annotated[int, typer.Option("--n-test", help="Held-out test images (without --test-coco).")] = 100,
+    size: Annotated[int, typer.Option("--size", help="Image side in pixels.")] = 128,
+    seeds: Annotated[int, typer.Option("--seeds", help="Training seeds per arm (0, 1, …).")] = 3,
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 10,
+    data_seed: Annotated[int, typer.Option("--data-seed", help="Seed of the data, the split and the bootstrap.")] = 0,
+    bad_share: Annotated[float, typer.Option("--bad-share", help="Share of badly annotated training images.")] = 0.2,
+    best_of: Annotated[int, typer.Option("--best-of", help="Renders per layout of the best-of-n arm.")] = 3,
+    model: Annotated[str, typer.Option("--model", help="tiny_fcos | a torchvision detection builder name.")
+                     ] = "tiny_fcos",
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Local state dict to start from.")] = None,
+    threads: Annotated[int, typer.Option("--threads", help="torch threads per training (1 is fastest on a busy "
+                                                           "machine).")] = 1,
+    jobs: Annotated[int, typer.Option("--jobs", help="Trainings run at once, in worker processes.")] = 1,
+    bootstrap_rounds: Annotated[int, typer.Option("--bootstrap", help="Bootstrap rounds.")] = 300,
+    comparisons: Annotated[str | None, typer.Option(
+        "--comparisons", help="Comma-separated subset of: synthetic_vs_none, copy_paste_vs_shapes, "
+                              "filtered_vs_unfiltered, anchored_vs_procedural, best_of_n_vs_single.")] = None,
+    train_coco: Annotated[Path | None, typer.Option("--train-coco", help="Your real training COCO file.")] = None,
+    train_images: Annotated[Path | None, typer.Option("--train-images", help="Its image folder.")] = None,
+    test_coco: Annotated[Path | None, typer.Option("--test-coco", help="Your real test COCO file.")] = None,
+    test_images: Annotated[Path | None, typer.Option("--test-images", help="Its image folder.")] = None,
+    card: Annotated[Path | None, typer.Option("--card", help="An exported dataset whose card.md gets the section "
+                                                             "(default: the copy_paste arm's).")] = None,
+    assets: Annotated[Path | None, typer.Option("--assets", help="Split your own cut-outs (one folder per class) "
+                                                                 "instead of the installed library.")] = None,
+) -> None:
+    """Train a small detector on each way of making the data and compare them on held-out real objects."""
+    from synthloop.evals.utility.assets import UtilityError
+    from synthloop.evals.utility.detector import TrainSettings
+    from synthloop.evals.utility.report import format_report, refresh_card_section, write_report
+    from synthloop.evals.utility.run import COMPARISONS, UtilitySettings, run_utility
+
+    for name, value, low, high in (("--n-train", n_train, 4, 100_000), ("--n-test", n_test, 4, 100_000),
+                                   ("--size", size, 64, 1024), ("--seeds", seeds, 1, 100),
+                                   ("--epochs", epochs, 1, 1000), ("--data-seed", data_seed, 0, 2**31 - 1),
+                                   ("--best-of", best_of, 2, 8), ("--threads", threads, 1, 256),
+                                   ("--jobs", jobs, 1, 64), ("--bootstrap", bootstrap_rounds, 1, 100_000)):
+        _check_count(name, value, low, high)
+    if not 0.0 <= bad_share < 1.0:
+        raise CliError(f"--bad-share must be in [0, 1), got {bad_share}")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CliError(f"--out {out} must be a new or empty directory")
+    if card is not None and not (card / "card.md").is_file():
+        raise CliError(f"--card {card}: no card.md there (give an exported dataset folder)")
+    chosen = tuple(c.strip() for c in comparisons.split(",") if c.strip()) if comparisons else tuple(COMPARISONS)
+    settings = UtilitySettings(
+        classes=tuple(c.strip() for c in classes.split(",") if c.strip()), n_train=n_train, n_test=n_test,
+        size=size, seeds=tuple(range(seeds)), data_seed=data_seed,
+        train=TrainSettings(epochs=epochs, threads=threads), bad_share=bad_share, best_of_n=best_of, model=model,
+        checkpoint=checkpoint, rounds=bootstrap_rounds, comparisons=chosen, train_coco=train_coco,
+        train_images=train_images, test_coco=test_coco, test_images=test_images, assets_dir=assets, jobs=jobs)
+    try:
+        settings.check()
+        report = run_utility(settings, out, on_event=lambda message: typer.echo(message, err=True))
+    except UtilityError as exc:
+        raise CliError(str(exc)) from exc
+    typer.echo(format_report(report))
+    paths = write_report(report, out)
+    target = card if card is not None else out / "runs" / "copy_paste"
+    written = refresh_card_section(target, report, paths["plot"])
+    typer.echo(f"wrote {paths['markdown']}, {paths['json']}, {paths['plot']}"
+               + (f"; utility section in {written}" if written else ""))
 
 def main() -> None:
     """Entry point: run the app, turning user mistakes into one line on stderr and exit code 2."""

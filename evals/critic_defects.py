@@ -9,14 +9,26 @@ Steps:
 4. report per defect and per judge the catch rate, and the embedded ensemble's (any-reject) rate; the
    critic's cost per clean image.
 `edit` counts as a catch (the sample would not be kept as it is). The class-balance judge is left out: it
-judges a running histogram, not a sample. Missing / extra / relabelled instances are the detector judge's;
-their rows show what the rules happen to catch.
+judges a running histogram, not a sample. The headline pools **every** defect (missing, extra and relabelled
+boxes included), and names those three separately: rules see them only by accident, a detector judge is
+their critic. `renderer="copy_paste"` renders real cut-outs of eight COCO classes (`coco_defect_spec`) so that a
+COCO detector can take part: `recognisability` adds the recognisability judge (YOLOv3-tiny by default).
+
+Calibration (`calibrate_recognisability`): the recognisability judge's two thresholds (relabel margin, missing
+score) are chosen on clean copy_paste samples and on the same samples with one relabelled / one missing box:
+the pair that catches the most of both defects while rejecting at most `max_false_reject` of the clean samples;
+then measured on a fresh seed.
+
+Critique check (`run_critique_check`): a boxes-only COCO file of clean copy_paste renders in which a share of the
+images has one box dropped or relabelled, audited exactly as `synthloop critique --detector default` audits
+it; catches per defect and false rejects of the untouched images.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -24,9 +36,11 @@ from synthloop.evals.defects import DEFECTS, INJECTORS, RULE_VISIBLE, clean_item
 from synthloop.tools.critic.base import Judge, JudgeInput
 from synthloop.tools.critic.duplicates import DuplicateIndex, perceptual_hash, pixel_sha256
 from synthloop.tools.critic.embedded import embedded_judges
+from synthloop.tools.critic.recognisability import RecognisabilityJudge, evidence_scores
 from synthloop.tools.types import Decision
 
 ENSEMBLE = "embedded (any-reject)"
+DETECTOR_DEFECTS = ("missing_box", "extra_box", "relabel")
 
 
 @dataclass
@@ -46,15 +60,21 @@ class DefectBench:
         n = self.n.get(defect, 0)
         return self.caught[defect][judge] / n if n else float("nan")
 
+    def pooled_catch_rate(self, defects: tuple[str, ...] = DEFECTS, judge: str = ENSEMBLE) -> float:
+        """A judge's (default: the ensemble's) catch rate pooled over `defects` (NaN when none was injected)."""
+        n = sum(self.n.get(d, 0) for d in defects)
+        return sum(self.caught[d][judge] for d in defects if d in self.caught) / n if n else float("nan")
+
     def visible_catch_rate(self) -> float:
         """The ensemble's catch rate pooled over the defects visible to rules (RULE_VISIBLE)."""
-        n = sum(self.n.get(d, 0) for d in RULE_VISIBLE)
-        return sum(self.caught[d][ENSEMBLE] for d in RULE_VISIBLE if d in self.caught) / n if n else float("nan")
+        return self.pooled_catch_rate(RULE_VISIBLE)
 
     def to_dict(self) -> dict:
         """JSON-ready counts and rates."""
         rates = {d: {j: self.rate(d, j) for j in [*self.judges, ENSEMBLE]} for d in self.n}
-        return {**asdict(self), "rates": rates, "visible_catch_rate": self.visible_catch_rate()}
+        return {**asdict(self), "rates": rates, "catch_rate": self.pooled_catch_rate(),
+                "visible_catch_rate": self.visible_catch_rate(),
+                "detector_defects_catch_rate": self.pooled_catch_rate(DETECTOR_DEFECTS)}
 
 
 def _judge_all(judges: list[Judge], item: JudgeInput) -> dict[str, bool]:
@@ -67,11 +87,16 @@ def _judge_all(judges: list[Judge], item: JudgeInput) -> dict[str, bool]:
 
 
 def run_defect_bench(n: int = 200, size: int = 512, seed: int = 0, defects: tuple[str, ...] = DEFECTS,
-                     judges: list[Judge] | None = None, duplicates: DuplicateIndex | None = None) -> DefectBench:
-    """Run the benchmark (see the module docstring); `judges` default to the embedded critic."""
-    items = clean_items(n, size, seed)
+                     judges: list[Judge] | None = None, duplicates: DuplicateIndex | None = None, *,
+                     renderer: str = "compositor", recognisability: RecognisabilityJudge | None = None
+                     ) -> DefectBench:
+    """Run the benchmark (see the module docstring); `judges` default to the embedded critic, `recognisability`
+    is added after them."""
+    items = clean_items(n, size, seed, renderer=renderer)
     index = duplicates if duplicates is not None else DuplicateIndex()
-    judges = judges if judges is not None else embedded_judges(index)
+    judges = list(judges) if judges is not None else embedded_judges(index)
+    if recognisability is not None:
+        judges.append(recognisability)
     for item in items:
         index.add(item.sample.id, pixel_sha256(item.image), perceptual_hash(item.image))
     ids = [j.id for j in judges]
@@ -109,9 +134,10 @@ def run_defect_bench(n: int = 200, size: int = 512, seed: int = 0, defects: tupl
 
 
 def format_defect_bench(bench: DefectBench) -> str:
-    """A plain-text table: rows are defects (then clean false rejects), columns judges then the ensemble."""
+    """A plain-text table: rows are defects (then clean false rejects), columns judges then the ensemble; the
+    headline pools every defect, then names missing / extra / relabelled boxes."""
     columns = [*bench.judges, ENSEMBLE]
-    short = [c.removeprefix("rules.") for c in columns]
+    short = [c.removeprefix("rules.").removeprefix("detector.") for c in columns]
     width = max(len(s) for s in short) + 1
     header = f"{'defect':<16}{'n':>5} " + "".join(f"{s:>{width}}" for s in short)
     lines = [f"critic defect benchmark: {bench.n_clean} clean samples at {bench.size}², seed {bench.seed}",
@@ -120,12 +146,193 @@ def format_defect_bench(bench: DefectBench) -> str:
         label = "clean (FR)" if row == "clean" else row + ("" if row in RULE_VISIBLE else " *")
         cells = "".join(f"{bench.rate(row, c):>{width}.1%}" for c in columns)
         lines.append(f"{label:<16}{bench.n[row]:>5} {cells}")
+    detector = ", ".join(f"{d} {bench.rate(d, ENSEMBLE):.1%}" for d in DETECTOR_DEFECTS if d in bench.n)
     lines += [
         "-" * len(header),
-        f"pooled catch rate over pixel/annotation-visible defects (embedded): {bench.visible_catch_rate():.1%}",
-        f"clean false-reject rate (embedded): {bench.rate('clean', ENSEMBLE):.1%}",
+        f"pooled catch rate over all {sum(d in bench.n for d in DEFECTS)} defects (ensemble): "
+        f"{bench.pooled_catch_rate():.1%}",
+        f"  missing / extra / relabelled boxes: {detector or 'not injected'} (pooled "
+        f"{bench.pooled_catch_rate(DETECTOR_DEFECTS):.1%})",
+        f"  pixel/annotation-visible defects: {bench.visible_catch_rate():.1%}",
+        f"clean false-reject rate (ensemble): {bench.rate('clean', ENSEMBLE):.1%}",
         "critic ms per clean image: " + ", ".join(f"{k.removeprefix('rules.')} {v:.2f}"
                                                  for k, v in bench.ms_per_image.items()),
-        "* the detector judge's defects (missing / extra / relabelled): rules catch them only by accident",
+        "* missing / extra / relabelled boxes: invisible to rules (caught only by accident); the recognisability "
+        "judge (--detector) is their critic",
     ]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------- calibration
+
+
+@dataclass
+class Calibration:
+    """Chosen thresholds, and what they do on the samples they were chosen on (rates) and on a fresh seed."""
+
+    relabel_margin: float
+    missing_score: float
+    max_false_reject: float
+    n_clean: int
+    fit: dict[str, float] = field(default_factory=dict)
+    check: dict[str, float] = field(default_factory=dict)
+
+
+def _statistics(judge: RecognisabilityJudge, n: int, size: int, seed: int) -> dict[str, np.ndarray]:
+    """Per defect (clean, relabel, missing_box): each sample's (max rival margin, max unannotated score)."""
+    rows: dict[str, list[tuple[float, float]]] = {"clean": [], "relabel": [], "missing_box": []}
+    for item in clean_items(n, size, seed, renderer="copy_paste"):
+        variants = [("clean", item)]
+        for defect in ("relabel", "missing_box"):
+            injected = INJECTORS[defect](item, np.random.default_rng([seed, item.sample.index, DEFECTS.index(defect)]))
+            if injected is not None:
+                variants.append((defect, injected.item))
+        for name, variant in variants:
+            scores = evidence_scores(judge.measure(variant))
+            rows[name].append((scores["max_rival_margin"], scores["max_unannotated_score"]))
+    return {k: np.array(v, float).reshape(-1, 2) for k, v in rows.items()}
+
+
+def _rates(stats: dict[str, np.ndarray], margin: float, missing: float) -> dict[str, float]:
+    return {k: float(((v[:, 0] >= margin) | (v[:, 1] >= missing)).mean()) if len(v) else float("nan")
+            for k, v in stats.items()}
+
+
+def choose_thresholds(stats: dict[str, np.ndarray], max_false_reject: float) -> tuple[float, float]:
+    """The (relabel margin, missing score) pair catching the most relabelled and missing boxes (mean of the two
+    rates) with a clean false-reject rate ≤ `max_false_reject`; ties go to the higher thresholds. Exact: for each
+    margin (every observed value), the lowest missing score that keeps the budget."""
+    clean = stats["clean"]
+    allowed_total = int(np.floor(max_false_reject * len(clean) + 1e-9))
+    margins = np.unique(np.concatenate([v[:, 0] for v in stats.values() if len(v)] + [np.array([1.01])]))
+    best = (0.0, 1.01, 1.01)  # thresholds above every value: nothing rejected
+    for margin in margins:
+        flagged = clean[:, 0] >= margin
+        allowed = allowed_total - int(flagged.sum())
+        if allowed < 0:
+            continue
+        rest = np.sort(clean[~flagged, 1])[::-1]
+        score = float(np.nextafter(rest[allowed], np.inf)) if allowed < len(rest) else -1.0
+        rates = _rates(stats, float(margin), score)
+        key = (float(np.nanmean([rates["relabel"], rates["missing_box"]])), float(margin), score)
+        if key > best:
+            best = key
+    return best[1], best[2]
+
+
+def calibrate_recognisability(judge: RecognisabilityJudge, n: int = 300, size: int = 512, seed: int = 1, *,
+                              max_false_reject: float = 0.03, check_seed: int | None = None) -> Calibration:
+    """Choose the judge's thresholds on seed `seed`, then measure them on `check_seed` (default seed + 1)."""
+    stats = _statistics(judge, n, size, seed)
+    margin, missing = choose_thresholds(stats, max_false_reject)
+    fresh = _statistics(judge, n, size, seed + 1 if check_seed is None else check_seed)
+    return Calibration(relabel_margin=margin, missing_score=missing, max_false_reject=max_false_reject, n_clean=n,
+                       fit=_rates(stats, margin, missing), check=_rates(fresh, margin, missing))
+
+
+def format_calibration(calibration: Calibration) -> str:
+    """The chosen thresholds and their rates on the fitting and the checking samples."""
+    def rates(values: dict[str, float]) -> str:
+        return (f"relabel caught {values['relabel']:.1%}, missing caught {values['missing_box']:.1%}, clean false "
+                f"rejects {values['clean']:.1%}")
+
+    return "\n".join([
+        f"recognisability thresholds (clean false rejects ≤ {calibration.max_false_reject:.0%} on "
+        f"{calibration.n_clean} samples): relabel_margin {calibration.relabel_margin:.4g}, missing_score "
+        f"{calibration.missing_score:.4g}",
+        f"  on the samples they were chosen on: {rates(calibration.fit)}",
+        f"  on a fresh seed: {rates(calibration.check)}"])
+
+
+# ------------------------------------------------------------------------------------------- critique check
+
+
+@dataclass
+class CritiqueCheck:
+    """Per injected defect: images, caught by the audit, caught by the recognisability judge alone; clean
+    images and how many the audit rejected."""
+
+    n_images: int
+    injected: dict[str, int] = field(default_factory=dict)
+    caught: dict[str, int] = field(default_factory=dict)
+    caught_by_detector: dict[str, int] = field(default_factory=dict)
+    n_clean: int = 0
+    false_rejects: int = 0
+    false_rejects_by_detector: int = 0
+
+
+def write_injected_coco(work_dir: Path, n: int, size: int, seed: int, share: float = 0.2,
+                        defects: tuple[str, ...] = ("missing_box", "relabel")) -> dict[str, str]:
+    """Clean copy_paste renders as a boxes-only COCO file (`work_dir/coco.json`, `work_dir/images/`) in which
+    `share` of the images carry one injected defect (cycled); image file name → defect ('' = untouched), also
+    written to `work_dir/injected.json`."""
+    from synthloop.tools.io import atomic_write_json, atomic_write_png
+
+    items = clean_items(n, size, seed, renderer="copy_paste")
+    rng = np.random.default_rng([seed, 0xC0C0])
+    chosen = set(rng.permutation(n)[:round(share * n)].tolist())
+    names = list(items[0].spec.class_names)
+    images, annotations, truth = [], [], {}
+    for index, item in enumerate(items):
+        file_name = f"{index:06d}.png"
+        defect = ""
+        if index in chosen:
+            defect = defects[len([i for i in chosen if i < index]) % len(defects)]
+            injected = INJECTORS[defect](item, np.random.default_rng([seed, index, DEFECTS.index(defect)]))
+            item, defect = (injected.item, defect) if injected is not None else (item, "")
+        truth[file_name] = defect
+        atomic_write_png(Path(work_dir) / "images" / file_name, item.image)
+        images.append({"id": index + 1, "file_name": file_name, "width": size, "height": size})
+        for inst in item.sample.annotation.instances:
+            if inst.area > 0:
+                annotations.append({"id": len(annotations) + 1, "image_id": index + 1,
+                                    "category_id": names.index(inst.category) + 1, "bbox": list(inst.bbox),
+                                    "area": float(inst.bbox[2] * inst.bbox[3]), "iscrowd": 0})
+    categories = [{"id": k + 1, "name": name} for k, name in enumerate(names)]
+    atomic_write_json(Path(work_dir) / "coco.json", {"images": images, "annotations": annotations,
+                                                      "categories": categories})
+    atomic_write_json(Path(work_dir) / "injected.json", truth, indent=1)
+    return truth
+
+
+def score_critique(rows: list[dict], truth: dict[str, str]) -> CritiqueCheck:
+    """Tally critique rows (`synthloop critique` output) against what was injected into each image."""
+    check = CritiqueCheck(n_images=len(rows))
+    for row in rows:
+        defect = truth.get(str(row["file_name"]), "")
+        flagged = row["decision"] != "accept"
+        by_detector = row["judges"].get(RecognisabilityJudge.id, "accept") != "accept"
+        if defect:
+            check.injected[defect] = check.injected.get(defect, 0) + 1
+            check.caught[defect] = check.caught.get(defect, 0) + int(flagged)
+            check.caught_by_detector[defect] = check.caught_by_detector.get(defect, 0) + int(by_detector)
+        else:
+            check.n_clean += 1
+            check.false_rejects += int(flagged)
+            check.false_rejects_by_detector += int(by_detector)
+    return check
+
+
+def run_critique_check(work_dir: Path, n: int = 200, size: int = 512, seed: int = 3, share: float = 0.2,
+                       detector: object = None) -> CritiqueCheck:
+    """Write the injected boxes-only COCO (`write_injected_coco`) and audit it as `synthloop critique --detector`
+    does (embedded judges, pixel checks, the recognisability judge over `detector`, default YOLOv3-tiny)."""
+    from synthloop.tools.critic.audit import audit_coco
+
+    truth = write_injected_coco(work_dir, n, size, seed, share)
+    rows = audit_coco(Path(work_dir) / "coco.json", Path(work_dir) / "images", recognisability=True,
+                      detector=detector)  # type: ignore[arg-type]
+    return score_critique(rows, truth)
+
+
+def format_critique_check(check: CritiqueCheck) -> str:
+    """Per defect: caught by the audit (and by the recognisability judge alone); clean false rejects."""
+    lines = [f"critique of a boxes-only COCO file, {check.n_images} images:"]
+    for defect, total in check.injected.items():
+        lines.append(f"  {defect:<12} caught {check.caught[defect]}/{total} ({check.caught[defect] / total:.0%}); by "
+                     f"the recognisability judge alone {check.caught_by_detector[defect]}/{total}")
+    if check.n_clean:
+        lines.append(f"  untouched images rejected: {check.false_rejects}/{check.n_clean} "
+                     f"({check.false_rejects / check.n_clean:.1%}); by the recognisability judge alone "
+                     f"{check.false_rejects_by_detector}/{check.n_clean}")
     return "\n".join(lines)

@@ -17,6 +17,13 @@ Defects (`DEFECTS`, names stable, used as table rows):
 - black            every pixel 0;
 - exact_duplicate  a second sample with the same pixels as one already kept;
 - near_duplicate   a kept image, slightly brighter and cropped by a few pixels (then resized back).
+
+Clean items come from the compositor on a three-class kitchen spec (`defect_spec`), or, for judges that need
+real objects (a COCO detector), from the copy_paste renderer on eight COCO classes the asset library has
+photographs of (`coco_defect_spec`; `clean_items(..., renderer="copy_paste")`).
+
+`corrupt_every_instance` applies box_shift, mask_shift, relabel or missing_box to every visible instance of an
+item (a badly annotated image rather than one slip): the utility eval's injected bad training samples.
 """
 
 from __future__ import annotations
@@ -52,22 +59,44 @@ def defect_spec(size: int = 512, difficulty: Difficulty = Difficulty.medium, see
     )
 
 
-def clean_items(n: int, size: int = 512, seed: int = 0, difficulties: tuple[Difficulty, ...] | None = None
-                ) -> list[JudgeInput]:
-    """`n` clean samples (layout → compositor → exact labels), cycling through the difficulties."""
+# COCO classes with photographic cut-outs in the Tux Paint library that YOLOv3-tiny finds at least now and then.
+COCO_BENCH_CLASSES = ("bird", "car", "apple", "orange", "elephant", "sheep", "broccoli", "truck")
+
+
+def coco_defect_spec(size: int = 512, difficulty: Difficulty = Difficulty.medium, seed: int = 0) -> TaskSpec:
+    """Eight COCO classes (`COCO_BENCH_CLASSES`), up to one object of each per image: the spec the detector
+    judges are benchmarked on (copy_paste renders real cut-outs of them)."""
+    return TaskSpec(objects=[ObjectSpec(name=name, min_count=0, max_count=1) for name in COCO_BENCH_CLASSES],
+                    n_images=1, width=size, height=size, tasks=[Task.detection, Task.instance_segmentation],
+                    difficulty=difficulty, seed=seed)
+
+
+def clean_items(n: int, size: int = 512, seed: int = 0, difficulties: tuple[Difficulty, ...] | None = None, *,
+                renderer: str = "compositor") -> list[JudgeInput]:
+    """`n` clean samples (layout → renderer → exact labels), cycling through the difficulties: the compositor on
+    `defect_spec`, or copy_paste (default options, the installed asset library) on `coco_defect_spec`."""
     from synthloop.tools.annotate.exact import ExactAnnotator
     from synthloop.tools.layout.procedural import ProceduralLayoutSampler
-    from synthloop.tools.render.compositor import CompositorRenderer
     from synthloop.tools.seeding import derive_seed
 
+    if renderer == "compositor":
+        from synthloop.tools.render.compositor import CompositorRenderer
+
+        painter, spec_of = CompositorRenderer(), defect_spec
+    elif renderer == "copy_paste":
+        from synthloop.tools.render.copy_paste import CopyPasteRenderer
+
+        painter, spec_of = CopyPasteRenderer(), coco_defect_spec
+    else:
+        raise ValueError(f"clean items are rendered by compositor or copy_paste, not '{renderer}'")
     levels = difficulties or (Difficulty.easy, Difficulty.medium, Difficulty.hard)
-    sampler, renderer, annotator = ProceduralLayoutSampler(), CompositorRenderer(), ExactAnnotator()
+    sampler, annotator = ProceduralLayoutSampler(), ExactAnnotator()
     items = []
     for index in range(n):
-        spec = defect_spec(size, levels[index % len(levels)], seed)
+        spec = spec_of(size, levels[index % len(levels)], seed)
         sample_seed = derive_seed(seed, index, 0)
         layout = sampler.sample(spec, sample_seed)
-        render = renderer.render(layout, spec, sample_seed)
+        render = painter.render(layout, spec, sample_seed)
         annotation = annotator.annotate(layout, render, spec)
         sample = Sample(id=f"{index:06d}", index=index, attempt=0, seed=sample_seed, split="train",
                         image_path=f"images/train/{index:06d}.png", width=size, height=size, layout=layout,
@@ -131,25 +160,34 @@ def _shifted_mask(inst: Instance, ox: int, oy: int) -> np.ndarray:
     return moved
 
 
+def _shifted_instance(item: JudgeInput, index: int, rng: np.random.Generator, *, box: bool,
+                      mask: bool) -> tuple[Instance, tuple[int, int]] | None:
+    """Instance `index` with its box and/or mask moved off its object, or None when no move stays inside."""
+    inst = item.sample.annotation.instances[index]
+    offset = _shift_offset(inst.bbox, item.sample.width, item.sample.height, rng)
+    if offset is None:
+        return None
+    ox, oy = offset
+    update: dict = {}
+    if box:
+        x, y, w, h = inst.bbox
+        update["bbox"] = (x + ox, y + oy, w, h)
+    if mask:
+        moved = _shifted_mask(inst, ox, oy)
+        update["segmentation"] = encode_rle(moved)
+        update["area"] = int(moved.sum())
+    return inst.model_copy(update=update), offset
+
+
 def _shift(item: JudgeInput, rng: np.random.Generator, *, box: bool, mask: bool, name: str) -> Injected | None:
     visible = [i for i in _visible(item) if item.sample.annotation.instances[i].segmentation is not None]
     rng.shuffle(visible)
     for index in visible:
-        inst = item.sample.annotation.instances[index]
-        offset = _shift_offset(inst.bbox, item.sample.width, item.sample.height, rng)
-        if offset is None:
+        shifted = _shifted_instance(item, index, rng, box=box, mask=mask)
+        if shifted is None:
             continue
-        ox, oy = offset
-        update: dict = {}
-        if box:
-            x, y, w, h = inst.bbox
-            update["bbox"] = (x + ox, y + oy, w, h)
-        if mask:
-            moved = _shifted_mask(inst, ox, oy)
-            update["segmentation"] = encode_rle(moved)
-            update["area"] = int(moved.sum())
         instances = list(item.sample.annotation.instances)
-        instances[index] = inst.model_copy(update=update)
+        instances[index], (ox, oy) = shifted
         return Injected(_with_instances(item, instances, name), f"instance {index} moved by ({ox}, {oy}) px", index)
     return None
 
@@ -218,19 +256,23 @@ def extra_box(item: JudgeInput, rng: np.random.Generator) -> Injected | None:
     return None
 
 
+def _relabelled(item: JudgeInput, index: int, rng: np.random.Generator) -> Instance:
+    inst = item.sample.annotation.instances[index]
+    others = [c for c in item.spec.class_names if c != inst.category]
+    return inst.model_copy(update={"category": others[int(rng.integers(len(others)))]})
+
+
 def relabel(item: JudgeInput, rng: np.random.Generator) -> Injected | None:
     """Swap one instance's class for another class of the spec."""
     visible = _visible(item)
     if not visible or len(item.spec.class_names) < 2:
         return None
     index = visible[int(rng.integers(len(visible)))]
-    inst = item.sample.annotation.instances[index]
-    others = [c for c in item.spec.class_names if c != inst.category]
-    category = others[int(rng.integers(len(others)))]
     instances = list(item.sample.annotation.instances)
-    instances[index] = inst.model_copy(update={"category": category})
-    return Injected(_with_instances(item, instances, "relabel"), f"instance {index}: {inst.category} → {category}",
-                    index)
+    before = instances[index].category
+    instances[index] = _relabelled(item, index, rng)
+    return Injected(_with_instances(item, instances, "relabel"),
+                    f"instance {index}: {before} → {instances[index].category}", index)
 
 
 def blank(item: JudgeInput, rng: np.random.Generator) -> Injected | None:
@@ -266,3 +308,35 @@ INJECTORS: dict[str, Callable[[JudgeInput, np.random.Generator], Injected | None
     "degenerate_box": degenerate_box, "missing_box": missing_box, "extra_box": extra_box, "relabel": relabel,
     "blank": blank, "black": black, "exact_duplicate": exact_duplicate, "near_duplicate": near_duplicate,
 }
+
+
+EVERY_INSTANCE_DEFECTS = ("box_shift", "missing_box", "relabel", "mask_shift")
+
+
+def corrupt_every_instance(defect: str, item: JudgeInput, rng: np.random.Generator) -> Injected | None:
+    """`defect` (one of EVERY_INSTANCE_DEFECTS) applied to every visible instance: all boxes (or masks) moved off
+    their objects, all classes swapped for other spec classes, or all instances dropped. None when the item
+    has no visible instance to spoil (or, for a shift, none that can move inside the image)."""
+    if defect not in EVERY_INSTANCE_DEFECTS:
+        raise ValueError(f"unknown whole-image defect '{defect}' (known: {', '.join(EVERY_INSTANCE_DEFECTS)})")
+    visible = _visible(item)
+    if not visible or (defect == "relabel" and len(item.spec.class_names) < 2):
+        return None
+    instances = list(item.sample.annotation.instances)
+    if defect == "missing_box":
+        kept = [inst for i, inst in enumerate(instances) if i not in visible]
+        return Injected(_with_instances(item, kept, defect), f"{len(visible)} instances dropped")
+    changed = 0
+    for index in visible:
+        if defect == "relabel":
+            instances[index] = _relabelled(item, index, rng)
+            changed += 1
+        elif defect == "box_shift" or instances[index].segmentation is not None:  # a box moves without a mask
+            shifted = _shifted_instance(item, index, rng, box=defect == "box_shift", mask=defect == "mask_shift")
+            if shifted is not None:
+                instances[index], _ = shifted
+                changed += 1
+    if not changed:
+        return None
+    return Injected(_with_instances(item, instances, defect), f"{defect} on {changed} of {len(visible)} instances")
+

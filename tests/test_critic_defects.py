@@ -73,3 +73,95 @@ def test_benchmark_prints_a_table_and_rules_catch_visible_defects() -> None:
     assert bench.visible_catch_rate() > 0.8
     assert bench.rate("clean", ENSEMBLE) <= 0.2
     assert set(bench.to_dict()["rates"]) == {*DEFECTS, "clean"} and all(d in DEFECTS for d in RULE_VISIBLE)
+
+
+def test_the_headline_pools_every_defect_and_names_missing_extra_and_relabelled_boxes() -> None:
+    from synthloop.evals.critic_defects import DETECTOR_DEFECTS
+
+    bench = run_defect_bench(n=6, size=128, seed=4)
+    table = format_defect_bench(bench)
+    pooled = sum(bench.caught[d][ENSEMBLE] for d in DEFECTS) / sum(bench.n[d] for d in DEFECTS)
+    assert f"pooled catch rate over all {len(DEFECTS)} defects (ensemble): {pooled:.1%}" in table
+    named = ", ".join(f"{d} {bench.rate(d, ENSEMBLE):.1%}" for d in DETECTOR_DEFECTS)
+    assert f"missing / extra / relabelled boxes: {named}" in table
+    result = bench.to_dict()
+    assert result["catch_rate"] == pytest.approx(pooled)
+    assert result["detector_defects_catch_rate"] == pytest.approx(bench.pooled_catch_rate(DETECTOR_DEFECTS))
+    assert result["catch_rate"] < result["visible_catch_rate"], "rules miss the detector's defects"
+
+
+class _SeesNothing:
+    id, vocabulary = "nothing", None
+
+    def detect(self, image: np.ndarray, class_names: list[str]) -> list:
+        return []
+
+
+def test_the_recognisability_judge_takes_part_in_the_benchmark() -> None:
+    from synthloop.tools.critic.recognisability import RecognisabilityJudge
+
+    bench = run_defect_bench(n=3, size=128, seed=4, defects=("relabel",),
+                             recognisability=RecognisabilityJudge(_SeesNothing()))
+    assert bench.judges[-1] == "detector.recognisability"
+    assert bench.rate("relabel", "detector.recognisability") == 0.0, "a detector that sees nothing flags nothing"
+    assert "recognisability" in format_defect_bench(bench)
+
+
+def test_threshold_calibration_keeps_the_false_reject_budget() -> None:
+    from synthloop.evals.critic_defects import _rates, choose_thresholds
+
+    rng = np.random.default_rng(0)
+    clean = np.column_stack([rng.uniform(-0.2, 0.2, 200), rng.uniform(0.0, 0.4, 200)])
+    relabel = np.column_stack([rng.uniform(0.1, 0.9, 100), rng.uniform(0.0, 0.4, 100)])
+    missing = np.column_stack([rng.uniform(-0.2, 0.2, 100), rng.uniform(0.2, 0.9, 100)])
+    stats = {"clean": clean, "relabel": relabel, "missing_box": missing}
+    for budget in (0.0, 0.05, 0.2):
+        margin, score = choose_thresholds(stats, budget)
+        rates = _rates(stats, margin, score)
+        assert rates["clean"] <= budget
+        for other_margin in np.linspace(-0.2, 1.0, 13):  # no pair within budget catches more
+            for other_score in np.linspace(0.0, 1.0, 11):
+                alternative = _rates(stats, other_margin, other_score)
+                if alternative["clean"] <= budget:
+                    assert (alternative["relabel"] + alternative["missing_box"]
+                            <= rates["relabel"] + rates["missing_box"] + 1e-9)
+    strict, loose = choose_thresholds(stats, 0.0), choose_thresholds(stats, 0.2)
+    assert strict[0] >= loose[0] and strict[1] >= loose[1]
+
+
+def test_critique_rows_are_scored_against_what_was_injected() -> None:
+    from synthloop.evals.critic_defects import score_critique
+
+    truth = {"a.png": "missing_box", "b.png": "relabel", "c.png": "", "d.png": "", "e.png": "relabel"}
+
+    def row(name: str, decision: str, detector: str = "accept") -> dict:
+        return {"file_name": name, "decision": decision, "judges": {"detector.recognisability": detector}}
+
+    check = score_critique([row("a.png", "reject", "reject"), row("b.png", "reject"), row("c.png", "accept"),
+                            row("d.png", "reject", "reject"), row("e.png", "accept")], truth)
+    assert check.injected == {"missing_box": 1, "relabel": 2}
+    assert check.caught == {"missing_box": 1, "relabel": 1} and check.caught_by_detector == {"missing_box": 1,
+                                                                                              "relabel": 0}
+    assert (check.n_clean, check.false_rejects, check.false_rejects_by_detector) == (2, 1, 1)
+
+
+@pytest.mark.parametrize("defect", ["box_shift", "missing_box", "relabel", "mask_shift"])
+def test_every_instance_defects_spoil_every_visible_instance(defect, item) -> None:
+    from synthloop.evals.defects import corrupt_every_instance
+
+    injected = corrupt_every_instance(defect, item, np.random.default_rng(1))
+    assert injected is not None and injected.item.image is item.image
+    instances, after = item.sample.annotation.instances, injected.item.sample.annotation.instances
+    visible = [i for i, inst in enumerate(instances) if inst.area > 0]
+    if defect == "missing_box":
+        assert len(after) == len(instances) - len(visible) and all(i.area == 0 for i in after)
+        return
+    assert len(after) == len(instances)
+    for i in visible:
+        old, new = instances[i], after[i]
+        if defect == "relabel":
+            assert new.category != old.category and new.bbox == old.bbox
+        elif defect == "box_shift":
+            assert iou(xywh_to_xyxy(old.bbox), xywh_to_xyxy(new.bbox)) < 0.5 and new.segmentation == old.segmentation
+        else:
+            assert new.bbox == old.bbox and new.segmentation != old.segmentation
