@@ -57,7 +57,7 @@ def test_the_pipeline_reports_every_arm_seed_and_comparison(tiny) -> None:
         assert estimate["map"] == pytest.approx(np.mean(list(arm.map_by_seed.values())))
         assert 0.0 <= estimate["low"] <= estimate["high"] <= 1.0
     assert report.arms["copy_paste"].n_images == report.arms["shapes"].n_images == 8
-    assert report.arms["filtered"].n_images <= report.arms["corrupted"].n_images
+    assert report.arms["filtered"].n_images <= report.arms["corrupted"].n_images == 8
     for key, comparison in report.comparisons.items():
         a, b = COMPARISONS[key][:2]
         assert (comparison["a"], comparison["b"]) == (a, b)
@@ -141,7 +141,9 @@ def test_injected_defects_change_what_they_claim(tiny) -> None:
     corrupted_file = work / "runs" / "corrupted" / "annotations" / "instances_train.json"
     corrupted = json.loads(corrupted_file.read_text())
     corruptions = json.loads((work / "runs" / "corrupted" / "corruptions.json").read_text())
-    assert len(corruptions) == round(0.2 * 8)
+    pool = json.loads((work / "runs" / "copy_paste" / "annotations" / "instances_train.json").read_text())["images"]
+    assert len(pool) == 12, "1.5 × n_train: the critic's rejects are replaced, as in the loop"
+    assert len(corruptions) == round(0.2 * len(pool))
     for c in corruptions:
         before = [a for a in clean.values() if a["image_id"] == c["image_id"]]
         after = [a for a in corrupted["annotations"] if a["image_id"] == c["image_id"]]

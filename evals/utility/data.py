@@ -190,3 +190,18 @@ def critic_filter(parts: Sequence[tuple[Path, Path]], out_dir: Path, extra_judge
         atomic_write_jsonl(Path(out_dir) / f"critique_{Path(coco_file).stem}.jsonl", rows)
         new_parts.append((target, Path(images)))
     return FilterResult(parts=new_parts, rejected=rejected, kept=kept)
+
+
+def first_images(parts: Sequence[tuple[Path, Path]], n: int, out_dir: Path) -> list[tuple[Path, Path]]:
+    """The first `n` images of `parts` (in file order, then image order) as new COCO files in `out_dir`."""
+    new_parts, left = [], n
+    for coco_file, images in parts:
+        coco = json.loads(Path(coco_file).read_text(encoding="utf-8"))
+        chosen = coco["images"][:max(left, 0)]
+        left -= len(chosen)
+        ids = {image["id"] for image in chosen}
+        target = Path(out_dir) / "annotations" / Path(coco_file).name
+        atomic_write_json(target, {**coco, "images": chosen,
+                                   "annotations": [a for a in coco["annotations"] if a["image_id"] in ids]})
+        new_parts.append((target, Path(images)))
+    return new_parts

@@ -25,6 +25,7 @@ Steps:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -43,7 +44,7 @@ from synthloop.evals.utility.coco_eval import (
     load_coco_set,
     map_of_images,
 )
-from synthloop.evals.utility.data import corrupt_export, critic_filter, make_run, utility_spec
+from synthloop.evals.utility.data import corrupt_export, critic_filter, first_images, make_run, utility_spec
 from synthloop.evals.utility.detector import (
     MODELS,
     TrainSettings,
@@ -61,6 +62,7 @@ COMPARISONS: dict[str, tuple[str, str, str]] = {
     "anchored_vs_procedural": ("anchored", "copy_paste", "layouts anchored on the test domain vs procedural"),
     "best_of_n_vs_single": ("best_of_n", "copy_paste", "best of n renders vs a single render"),
 }
+POOL_FACTOR = 1.5  # images rendered per training image when the critic arms need replacements
 # The cross-fitted critic's thresholds, fixed before the reported runs (pilot: data seed 7, 128², 4 classes).
 CROSSFIT_RELABEL_MARGIN = 0.3
 CROSSFIT_MISSING_SCORE = 0.45
@@ -225,26 +227,39 @@ def _make_arms(settings: UtilitySettings, work: Path, notify: Event, seconds: di
         seconds[f"generate {arm}"] = time.perf_counter() - t0
         return made
 
+    noisy = "corrupted" in arms or "filtered" in arms
     if {"copy_paste", "corrupted", "filtered", "real_synthetic"} & set(arms):
-        parts["copy_paste"] = run("copy_paste", renderer=library)
+        # With the critic arms the run makes a pool (POOL_FACTOR × n_train): like the loop, which replaces a
+        # rejected sample by a new one, the filtered arm keeps the first n_train accepted images of the pool.
+        pool_spec = utility_spec(settings.classes, math.ceil(POOL_FACTOR * settings.n_train) if noisy
+                                 else settings.n_train, settings.size, settings.data_seed, settings.train_difficulty)
+        pool = run("copy_paste", renderer=library, spec=pool_spec)
+        parts["copy_paste"] = first_images(pool, settings.n_train, work / "runs" / "copy_paste_first")
     if "shapes" in arms:
         parts["shapes"] = run("shapes", renderer={"backend": "compositor"})
-    if "corrupted" in arms or "filtered" in arms:
+    if noisy:
         t0 = time.perf_counter()
-        parts["corrupted"], corruptions = corrupt_export(parts["copy_paste"], work / "runs" / "corrupted",
-                                                         share=settings.bad_share, seed=settings.data_seed)
-        kinds = {d: sum(c.defect == d for c in corruptions) for d in dict.fromkeys(c.defect for c in corruptions)}
+        corrupted_pool, corruptions = corrupt_export(pool, work / "runs" / "corrupted", share=settings.bad_share,
+                                                     seed=settings.data_seed)
+        parts["corrupted"] = first_images(corrupted_pool, settings.n_train, work / "runs" / "corrupted_first")
+        in_arm = {(Path(f).name, i["id"]) for f, _ in parts["corrupted"] for i in _images((f, _))}
+        counted = [c for c in corruptions if (c.file, c.image_id) in in_arm]
+        kinds = {d: sum(c.defect == d for c in counted) for d in dict.fromkeys(c.defect for c in counted)}
         notes.setdefault("corrupted", []).append(
-            f"{len(corruptions)} of {sum(len(_images(p)) for p in parts['copy_paste'])} images badly annotated "
-            "(every instance): " + ", ".join(f"{k} {v}" for k, v in kinds.items()))
+            f"{len(counted)} of {settings.n_train} images badly annotated (every instance): "
+            + ", ".join(f"{k} {v}" for k, v in kinds.items()))
         seconds["corrupt"] = time.perf_counter() - t0
         if "filtered" in arms:
             t0 = time.perf_counter()
-            notify("critic: cross-fitting a detector on the corrupted set, then auditing it")
-            filtered = critic_filter(parts["corrupted"], work / "runs" / "filtered",
-                                     _crossfit_critic(parts["corrupted"], settings))
-            parts["filtered"] = filtered.parts
+            notify("critic: cross-fitting a detector on the corrupted pool, then auditing it")
+            filtered = critic_filter(corrupted_pool, work / "runs" / "filtered",
+                                     _crossfit_critic(corrupted_pool, settings))
+            parts["filtered"] = first_images(filtered.parts, settings.n_train, work / "runs" / "filtered_first")
             notes.setdefault("filtered", []).append(_filter_note(filtered, corruptions))
+            kept = sum(len(_images(p)) for p in parts["filtered"])
+            if kept < settings.n_train:
+                notes["filtered"].append(f"only {kept} accepted images in the pool of "
+                                         f"{math.ceil(POOL_FACTOR * settings.n_train)}")
             seconds["critic filter"] = time.perf_counter() - t0
     if "anchored" in arms:
         if settings.train_coco is not None:
