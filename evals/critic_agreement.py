@@ -401,3 +401,54 @@ def run_agreement(labels: Path, critique: Path, *, score_key: str | None = None,
         rejected = [scores[i] for i, label in pointwise.items() if label == "reject" and i in scores]
         score_histogram_png(accepted, rejected, plot, report=report)
     return report
+
+
+def _sample_score(record: dict[str, Any]) -> float:
+    """A kept sample's critic score for rankings: its rating when ranked, else its recognisability, else its
+    lowest certificate agreement, else 1 (accepted)."""
+    if isinstance(record.get("rating"), int | float):
+        return float(record["rating"])
+    scores = {f"{v.get('judge')}/{k}": s for v in record.get("verdicts") or []
+              for k, s in (v.get("scores") or {}).items()}
+    for key in ("detector.recognisability/recognisability", "rules.certificate/min_agreement"):
+        if isinstance(scores.get(key), int | float):
+            return float(scores[key])
+    return 1.0
+
+
+def run_dir_agreement(out_dir: Path, *, rounds: int = 1000, seed: int = 0) -> AgreementReport:
+    """Agreement of a run's critic with the votes cast in the web UI (`human_labels.jsonl`): the critic kept
+    every sample people could vote on, so pointwise it is right where people accept; pairwise it prefers the
+    sample with the higher score (`_sample_score`). Needs the run's export (manifest.jsonl)."""
+    out_dir = Path(out_dir)
+    labels_file, manifest = out_dir / "human_labels.jsonl", out_dir / "manifest.jsonl"
+    if not manifest.is_file():
+        return AgreementReport(notes=["the run has no export yet (manifest.jsonl): nothing to compare"])
+    votes = _read_jsonl(labels_file) if labels_file.is_file() else []
+    records = {str(r.get("id")): r for r in _read_jsonl(manifest)}
+    pointwise = {str(v["sample_id"]): v["label"] for v in votes if v.get("label") in ("accept", "reject")
+                 and str(v.get("sample_id")) in records}
+    pairwise = [(str(v["a_sample_id"]), str(v["b_sample_id"]), v["winner"]) for v in votes
+                if v.get("winner") in ("a", "b", "tie") and str(v.get("a_sample_id")) in records
+                and str(v.get("b_sample_id")) in records]
+    decisions = dict.fromkeys(records, "accept")
+    scores = {i: _sample_score(r) for i, r in records.items()}
+    report = evaluate(pointwise, pairwise, decisions, scores, rounds=rounds, seed=seed)
+    rows = [{"image_id": i, "decision": "accept", "reasons": [],
+             "judges": {str(v.get("judge")): str(v.get("decision")) for v in r.get("verdicts") or []}}
+            for i, r in records.items()]
+    report.disagreements = disagreements(pointwise, rows)
+    if not votes:
+        report.notes.append("no votes yet: vote in the Kept and A/B compare tabs")
+    return report
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with NaN and infinities as None (strict JSON)."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value

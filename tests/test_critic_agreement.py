@@ -127,3 +127,27 @@ def test_disagreements_say_what_each_judge_is_for() -> None:
     assert "rules.duplicate: 2 reject(s), 1 confirmed by people (50%); it is for exact and near duplicates" in text
     assert "disputed: image 1: near duplicate of 7" in text
     assert "rejected by people (no judge checks what they saw): 4" in text
+
+
+def test_run_dir_agreement_compares_the_run_critic_with_ui_votes(tmp_path: Path) -> None:
+    from synthloop.evals.critic_agreement import json_safe, run_dir_agreement
+
+    assert run_dir_agreement(tmp_path).notes == ["the run has no export yet (manifest.jsonl): nothing to compare"]
+    ratings = {"000000": 1100.0, "000001": 1000.0, "000002": 900.0}
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(
+        {"id": i, "rating": r, "verdicts": [{"judge": "rules.geometry", "decision": "accept", "scores": {}}]}) + "\n"
+        for i, r in ratings.items()))
+    assert run_dir_agreement(tmp_path).notes == ["no votes yet: vote in the Kept and A/B compare tabs"]
+    votes = [{"image_id": 1, "label": "accept", "sample_id": "000000"},
+             {"image_id": 2, "label": "accept", "sample_id": "000001"},
+             {"image_id": 3, "label": "reject", "sample_id": "000002"},
+             {"a": 1, "b": 3, "winner": "a", "a_sample_id": "000000", "b_sample_id": "000002"},
+             {"a": 2, "b": 1, "winner": "a", "a_sample_id": "000001", "b_sample_id": "000000"}]
+    (tmp_path / "human_labels.jsonl").write_text("".join(json.dumps(v) + "\n" for v in votes))
+    report = run_dir_agreement(tmp_path, rounds=50)
+    assert report.metrics["accuracy"].value == pytest.approx(2 / 3), "the critic kept all three"
+    assert report.metrics["pairwise_agreement"].value == pytest.approx(0.5), "ratings agree on one pair of two"
+    assert report.disagreements["human_only"] == ["000002"]
+    assert report.metrics["cohen_kappa"].value == pytest.approx(0.0), "keeping everything is chance agreement"
+    assert np.isnan(report.metrics["reject_precision"].value), "no reject, no precision of rejects"
+    assert json_safe(report.to_dict())["metrics"]["reject_precision"]["value"] is None, "the UI gets null, not NaN"

@@ -14,6 +14,7 @@ HTTP API (JSON; every error is `{"error": "…"}` with a 4xx/5xx status, never a
     GET  /api/runs/{id}/overlay/{kind}/{name}.png   a sample with boxes, masks and labels drawn
     GET  /api/runs/{id}/pair                 two kept samples for an A/B vote
     POST /api/runs/{id}/labels               {"sample", "label"} or {"a", "b", "winner"} → human_labels.jsonl
+    GET  /api/runs/{id}/agreement            the critic's agreement with those votes (evals/critic_agreement.py)
     GET  /api/runs/{id}/download.zip         the exported dataset
 Polling (`state?since=N`, every ~0.5 s) streams progress; handlers only read files and in-memory state, so
 they never wait for a graph, which runs in its run's worker thread (see `runs.py`).
@@ -298,6 +299,13 @@ def create_app(
         row = gallery.label_row(out_dir, await _json(request))
         gallery.append_label(out_dir, row)
         return {"row": row, "count": gallery.count_labels(out_dir)}
+
+    @app.get("/api/runs/{run_id}/agreement")
+    def agreement(run_id: str) -> dict[str, Any]:
+        from synthloop.evals.critic_agreement import format_report, json_safe, run_dir_agreement
+
+        report = run_dir_agreement(manager.get(run_id).out_dir, rounds=300)
+        return json_safe({**report.to_dict(), "text": format_report(report)})
 
     @app.get("/api/runs/{run_id}/download.zip")
     def download(run_id: str) -> FileResponse:

@@ -321,6 +321,7 @@ async function refreshGallery() {
   $("gallery-more").hidden = true;
   document.querySelectorAll(".tabs button").forEach((b) => b.classList.toggle("active", b.dataset.tab === ui.tab));
   if (ab) { if (!ui.pair) nextPair(); return; }
+  if (ui.tab === "agreement") { showAgreement(); return; }
   try {
     const data = await api(`/api/runs/${ui.run}/samples?kind=${ui.tab}&limit=${ui.galleryLimit}`);
     $("gallery").replaceChildren(...data.samples.map(card));
@@ -344,6 +345,15 @@ function card(sample) {
     el("img", { src: sample.url, alt: sample.name, loading: "lazy" }),
     el("figcaption", {}, el("div", { class: "cap", text: caption(sample) }),
       el("ul", { class: "reasons" }, ...sample.reasons.map((r) => el("li", { text: r }))), votes));
+}
+
+async function showAgreement() {
+  // The critic's agreement with the votes cast here: metrics with 95% intervals, and where they disagree.
+  try {
+    const report = await api(`/api/runs/${ui.run}/agreement`);
+    $("gallery").replaceChildren(el("pre", { class: "agreement", text: report.text || "no votes yet" }),
+      ...(report.notes || []).map((n) => el("p", { class: "muted", text: n })));
+  } catch (err) { showError(err); }
 }
 
 async function vote(event, sample, label) {
