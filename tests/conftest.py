@@ -9,6 +9,8 @@ import pytest
 from fake_openai_server import FakeOpenAIServer
 from fault_proxy import FaultProxy
 
+from synthloop.tools.backend import Registry
+
 # Tests never reach the network: Hugging Face libraries load the tiny models built here from local folders only.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Nor do they load the real YOLOv3-tiny as the default detector of the measured pairwise judge (tests that need a
@@ -37,3 +39,17 @@ def fault_proxy() -> Iterator[Callable[..., FaultProxy]]:
     yield start
     for proxy in started:
         proxy.stop()
+
+
+@pytest.fixture
+def register_backend() -> Iterator[Callable[[Registry, str, type], None]]:
+    """Register a test backend in a tool's registry (as a plugin's one registry entry would), removed after."""
+    added: list[tuple[Registry, str]] = []
+
+    def register(registry: Registry, name: str, backend: type) -> None:
+        registry.register(name, backend, replace=True)
+        added.append((registry, name))
+
+    yield register
+    for registry, name in added:
+        registry.unregister(name)

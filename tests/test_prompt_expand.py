@@ -83,11 +83,12 @@ def test_packaged_minilm_embedder_separates_paraphrases_from_other_scenes() -> N
     assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2]) + 0.2
 
 
-def test_text_conditioned_renderer_gets_the_expanded_prompt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from synthloop.agent import backends
+def test_text_conditioned_renderer_gets_the_expanded_prompt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              register_backend) -> None:
     from synthloop.agent.config import RunConfig
     from synthloop.agent.runner import start_run
     from synthloop.tools.render.compositor import CompositorRenderer
+    from synthloop.tools.render.registry import RENDERERS
 
     seen: list[str] = []
 
@@ -99,22 +100,23 @@ def test_text_conditioned_renderer_gets_the_expanded_prompt(tmp_path: Path, monk
             return dataclasses.replace(super().render(layout, spec, seed), prompt=prompt)
 
     monkeypatch.setattr("synthloop.tools.prompting.expand.load_embedder", lambda: None)  # lexical: fast
-    monkeypatch.setattr(backends, "make_renderer", lambda name: TextRenderer())
-    monkeypatch.setattr("synthloop.agent.runner.make_renderer", lambda name: TextRenderer())
+    register_backend(RENDERERS, "text_toy", TextRenderer)
     spec = plan_request("4 kitchen scenes with cups, 64x64", None)
-    summary = start_run(tmp_path / "out", RunConfig(batch_size=4, workers=1), spec=spec, auto_approve=True)
+    summary = start_run(tmp_path / "out", RunConfig(renderer="text_toy", batch_size=4, workers=1), spec=spec,
+                        auto_approve=True)
     assert summary.kept == 4
     assert len(seen) >= 4 and all("cup" in p and "kitchen" in p for p in seen)
     manifest = (tmp_path / "out" / "manifest.jsonl").read_text()
     assert all(f'"prompt": "{p}"' in manifest for p in set(seen))  # recorded per sample
 
 
-def test_renders_repeated_after_a_crash_keep_the_prompt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_renders_repeated_after_a_crash_keep_the_prompt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         register_backend) -> None:
     """A resumed run re-renders the batch in flight; a text-conditioned renderer must get the same prompt."""
-    from synthloop.agent import backends
     from synthloop.agent.config import RunConfig
     from synthloop.agent.runner import resume_run, start_run
     from synthloop.tools.render.compositor import CompositorRenderer
+    from synthloop.tools.render.registry import RENDERERS
 
     seen: list[str] = []
 
@@ -133,12 +135,11 @@ def test_renders_repeated_after_a_crash_keep_the_prompt(tmp_path: Path, monkeypa
             raise Crash("killed while the critic stores the batch")
 
     monkeypatch.setattr("synthloop.tools.prompting.expand.load_embedder", lambda: None)
-    monkeypatch.setattr(backends, "make_renderer", lambda name: TextRenderer())
-    monkeypatch.setattr("synthloop.agent.runner.make_renderer", lambda name: TextRenderer())
+    register_backend(RENDERERS, "text_toy", TextRenderer)
     spec = plan_request("3 kitchen scenes with cups, 64x64", None)
     with pytest.raises(Crash):
-        start_run(tmp_path / "out", RunConfig(batch_size=3, workers=1, best_of_n=2), spec=spec, auto_approve=True,
-                  progress=crash_in_critique)
+        start_run(tmp_path / "out", RunConfig(renderer="text_toy", batch_size=3, workers=1, best_of_n=2), spec=spec,
+                  auto_approve=True, progress=crash_in_critique)
     first = list(seen)
     seen.clear()
     summary = resume_run(tmp_path / "out")

@@ -35,7 +35,8 @@ class PreferLaterCandidate:
 
 def test_best_of_n_keeps_the_winner_everywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("synthloop.agent.runner.make_pairwise_judge", lambda config, dup: PreferLaterCandidate())
-    summary = start_run(tmp_path / "out", RunConfig(best_of_n=3, batch_size=2), spec=SPEC, auto_approve=True)
+    summary = start_run(tmp_path / "out", RunConfig(renderer="compositor", best_of_n=3, batch_size=2), spec=SPEC,
+                        auto_approve=True)
     assert summary.kept == 5
     renderer = CompositorRenderer()
     for row in _manifest(tmp_path / "out"):
