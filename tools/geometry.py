@@ -44,3 +44,12 @@ def scale_box(box: Box, width: float, height: float) -> Box:
 def normalise_box(box: Box, width: float, height: float) -> Box:
     """Pixel xyxy → normalised xyxy."""
     return (box[0] / width, box[1] / height, box[2] / width, box[3] / height)
+
+
+def pixel_box(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
+    """Normalised xyxy → integer pixel xyxy, at least one pixel each way and inside the image."""
+    x0 = min(round(box[0] * width), width - 1)
+    y0 = min(round(box[1] * height), height - 1)
+    x1 = max(min(round(box[2] * width), width), x0 + 1)
+    y1 = max(min(round(box[3] * height), height), y0 + 1)
+    return x0, y0, x1, y1

@@ -21,6 +21,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthloop.tools.backend import Capabilities
+from synthloop.tools.geometry import pixel_box
 from synthloop.tools.render.base import BaseRenderer, RenderResult, RenderReview
 from synthloop.tools.render.compositor_scene import background, clutter, domain_randomise
 from synthloop.tools.render.compositor_shapes import (
@@ -124,7 +125,7 @@ class CompositorRenderer(BaseRenderer):
         from the bare background there (`ground`), since either can surround its visible outline.
         """
         height, width = instance_map.shape
-        x0, y0, x1, y1 = _pixel_box(obj.box, width, height)
+        x0, y0, x1, y1 = pixel_box(obj.box, width, height)
         w, h = x1 - x0, y1 - y0
         look = class_look(obj.category)
         mask = shape_mask(look.shape, w, h, rng, look)
@@ -159,15 +160,6 @@ class CompositorRenderer(BaseRenderer):
         np.copyto(crop, pixels, where=mask[:, :, None])
         instance_map[y0:y1, x0:x1][mask] = label
         return int(mask.sum())
-
-
-def _pixel_box(box: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:
-    """Normalised xyxy → integer pixel xyxy, at least one pixel each way and inside the image."""
-    x0 = min(round(box[0] * width), width - 1)
-    y0 = min(round(box[1] * height), height - 1)
-    x1 = max(min(round(box[2] * width), width), x0 + 1)
-    y1 = max(min(round(box[3] * height), height), y0 + 1)
-    return x0, y0, x1, y1
 
 
 def _ensure_contrast(

@@ -34,6 +34,7 @@ from synthloop.tools.assets.coverage import ClassCoverage, coverage
 from synthloop.tools.assets.library import SOURCES, AssetLibrary, Selection, cutout
 from synthloop.tools.assets.types import Asset
 from synthloop.tools.backend import Capabilities
+from synthloop.tools.geometry import pixel_box
 from synthloop.tools.render.base import BaseRenderer, RenderResult, RenderReview
 from synthloop.tools.render.compositor import scene_prompt
 from synthloop.tools.render.compositor_shapes import (
@@ -208,7 +209,7 @@ class CopyPasteRenderer(BaseRenderer):
                 max_rotation=180.0 if plan.effects.aerial else self.options.max_rotation,
                 hue_shift=0.0 if attribute_colour(obj.attributes) else self.options.hue_shift,
                 perspective=0.08 if few else 0.0, crop_probability=0.15 if few else 0.0)
-            x0, y0, x1, y1 = _pixel_box(obj.box, width, height)
+            x0, y0, x1, y1 = pixel_box(obj.box, width, height)
             varied = vary(_scaled(rgba, path, int(1.3 * max(x1 - x0, y1 - y0)) + 2), variation, rng,
                           allow_flip=allow_flip)
             fitted = fit(varied, x1 - x0, y1 - y0, profile.fill, rng)
@@ -405,15 +406,6 @@ def _procedural_cutout(obj: LayoutObject, rng: np.random.Generator) -> np.ndarra
         else base + weights[:, :, None] * (second - base)
     colours = colours * shading(size, size, rng, strength=0.25)
     return np.dstack([np.clip(colours, 0, 255), mask * 255.0]).astype(np.uint8)
-
-
-def _pixel_box(box: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:
-    """Normalised xyxy → integer pixel xyxy, at least one pixel each way and inside the image."""
-    x0 = min(round(box[0] * width), width - 1)
-    y0 = min(round(box[1] * height), height - 1)
-    x1 = max(min(round(box[2] * width), width), x0 + 1)
-    y1 = max(min(round(box[3] * height), height), y0 + 1)
-    return x0, y0, x1, y1
 
 
 def _short_note(coverage: ClassCoverage) -> str:
