@@ -30,12 +30,16 @@ from typing import IO, Any, Self
 COPY_CHUNK = 1 << 20
 
 
+DATABASE_CACHE_KIB = 512
+
+
 def _private_database() -> sqlite3.Connection:
-    """A private temporary on-disk SQLite database ('' = deleted when closed; pages beyond the small cache
+    """A private temporary on-disk SQLite database ('' = deleted when closed; pages beyond its 512 KiB cache
     spill to disk), usable from the export's worker threads one call at a time."""
     connection = sqlite3.connect("", check_same_thread=False, isolation_level=None)
     connection.execute("PRAGMA journal_mode=OFF")
     connection.execute("PRAGMA synchronous=OFF")
+    connection.execute(f"PRAGMA cache_size=-{DATABASE_CACHE_KIB}")
     return connection
 
 
