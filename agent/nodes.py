@@ -191,7 +191,10 @@ def layout(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
 def _new_sample(deps: Deps, spec: TaskSpec, slot: Slot) -> Sample:
     """The sample a slot opens: id, seed, split, layout (the slot's own for a re-render, else sampled from the
     seed) and, for text-conditioned renderers, its prompt. A function of spec and slot only, so the render
-    node can build the next batch's fresh samples ahead of time (pipelining)."""
+    node builds the next batch's fresh samples ahead of time (pipelining) and this node opens those."""
+    fresh = slot["attempt"] == 0 and not slot.get("layout") and not slot.get("repairs")
+    if fresh and deps.prefetch is not None and (built := deps.prefetch.sample(f"{slot['index']:06d}", spec)):
+        return built
     index, attempt = slot["index"], slot["attempt"]
     seed = derive_seed(spec.seed, index, attempt)
     split = split_for_index(index, spec.splits)
@@ -278,8 +281,11 @@ def _prefetch_next(deps: Deps, spec: TaskSpec, state: RunState, n: int) -> None:
     count = min(deps.config.batch_size, needed, budget)
     jobs = []
     for index in range(next_index, next_index + max(0, count)):
+        if deps.prefetch.holds(f"{index:06d}"):
+            continue
         sample = _new_sample(deps, spec, {"index": index, "attempt": 0})
-        jobs += [PrefetchJob(sample.id, k, _render_request(spec, sample, k), encode=k == 0) for k in range(n)]
+        jobs += [PrefetchJob(sample.id, k, _render_request(spec, sample, k), encode=k == 0, sample=sample)
+                 for k in range(n)]
     deps.prefetch.offer(jobs)
 
 

@@ -101,3 +101,14 @@ def test_pipelined_runs_give_the_same_bytes_as_serial_runs(tmp_path: Path, monke
     reference = dataset_files(tmp_path / "serial")
     assert any(name.startswith("images/") for name in reference)
     assert compare(reference, dataset_files(tmp_path / "pipelined")) == []
+
+
+def test_the_layout_node_opens_the_sample_a_held_render_was_made_for(engine: LocalEngine) -> None:
+    prefetch = RenderPrefetch(engine, capacity=2, png_level=1)
+    job = _job("000005", 5)
+    sample = {"id": "000005", "made": "ahead"}  # any value: the node stores its Sample here
+    prefetch.offer([PrefetchJob(job.sample_id, 0, job.request, True, sample=sample)])
+    assert prefetch.holds("000005") and not prefetch.holds("000006")
+    assert prefetch.sample("000005", SPEC) is sample
+    assert prefetch.sample("000005", SPEC.model_copy(update={"seed": SPEC.seed + 1})) is None  # another spec
+    assert prefetch.sample("000006", SPEC) is None

@@ -15,19 +15,23 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 from synthloop.agent.engines.base import Engine, Rendered
 from synthloop.tools.render.base import RenderRequest
+from synthloop.tools.types import TaskSpec
 
 
 @dataclass(frozen=True)
 class PrefetchJob:
-    """One render to start early: candidate `k` of sample `sample_id`, PNG-encoded when `encode`."""
+    """One render to start early: candidate `k` of sample `sample_id`, PNG-encoded when `encode`; `sample` is
+    the sample it was made for (the layout node opens that one rather than sampling its layout again)."""
 
     sample_id: str
     k: int
     request: RenderRequest
     encode: bool
+    sample: Any = None
 
 
 class RenderPrefetch:
@@ -44,6 +48,18 @@ class RenderPrefetch:
 
     def __len__(self) -> int:
         return len(self._held)
+
+    def holds(self, sample_id: str, k: int = 0) -> bool:
+        """Whether a render of candidate `k` of `sample_id` is held."""
+        return (sample_id, k) in self._held
+
+    def sample(self, sample_id: str, spec: TaskSpec) -> Any:
+        """The sample a held render was made for, when it was made under `spec`; else None."""
+        with self._lock:
+            entry = self._held.get((sample_id, 0))
+        if entry is None or entry[0].sample is None or entry[0].request.spec != spec:
+            return None
+        return entry[0].sample
 
     def offer(self, jobs: Sequence[PrefetchJob]) -> int:
         """Start the jobs not already held, within the capacity (low priority); returns how many started."""
