@@ -214,15 +214,16 @@ def with_user_data(config: RunConfig, *, assets: Path | None = None, reference_c
         except ReferenceDataError as exc:
             raise UserInputError(str(exc)) from exc
         if config.layout.backend == "procedural":
-            update["layout"] = BackendBlock(backend="reference",
-                                            options={"coco": str(reference_coco), "images": str(reference_images)})
+            # a block is read from its config shape {backend, **options} (keyword `options=` would nest them)
+            update["layout"] = BackendBlock.model_validate({"backend": "reference", "coco": str(reference_coco),
+                                                            "images": str(reference_images)})
         renderer_options |= {"reference_coco": str(reference_coco), "reference_images": str(reference_images)}
     if assets is not None:
         renderer_options["assets_dir"] = str(assets)
     if renderer_options != config.renderer.options:
         from synthloop.tools.render.registry import RENDERERS
 
-        block = BackendBlock(backend=config.renderer.backend, options=renderer_options)
+        block = BackendBlock.model_validate({"backend": config.renderer.backend, **renderer_options})
         try:
             RENDERERS.check(block)
         except BackendError as exc:
