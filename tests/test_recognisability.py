@@ -229,3 +229,11 @@ def test_measured_judge_ranks_deterministically() -> None:
     assert first.winner == "a", "0.61 vs 0.60 is beyond the default tie margin"
     assert MeasuredPairwiseJudge(judge.recognisability, tie_margin=0.05).compare_items(
         a, b, a_id="a", b_id="b").winner == "tie"
+
+
+def test_a_part_found_inside_an_annotated_box_is_not_an_unannotated_object() -> None:
+    part = Detection("car", (62.0, 62.0, 15.0, 10.0), 0.9)  # a wheel of the annotated car: IoU 0.125 with it
+    beside = Detection("car", (95.0, 62.0, 20.0, 20.0), 0.9)  # mostly outside every box
+    evidence = measure(ScriptedDetector([part, beside]), np.zeros((H, W, 3), np.uint8), [_inst("car", CAR)],
+                       SPEC.class_names)
+    assert evidence.unannotated == [beside]

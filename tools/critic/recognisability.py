@@ -10,7 +10,10 @@ open-vocabulary one by the names themselves); each detection carries the class t
   instance's box with IoU ≥ `overlap_iou` (0 when there is none): the detector's confidence for the intended
   class inside the box;
 - its rival = the highest such score among the other classes, and the rival margin = rival − recognisability;
-- unannotated detections: detections whose IoU with every annotated box is below `free_iou`.
+- unannotated detections: detections of the spec's classes whose IoU with every annotated box is below
+  `free_iou` and that do not lie mostly (≥ half their area) inside an annotated box: a detector often finds
+  a part of an object (a head, a wheel) as well as the whole; measured on copy_paste renders this cut clean
+  images with a confident "unannotated" detection from 14% to 1% at the same catch of missing boxes.
 Instances of classes the detector does not know, and instances with no visible pixels, are not judged.
 
 Checks (thresholds calibrated on the defect benchmark, `synthloop eval critic-defects --renderer copy_paste
@@ -47,6 +50,7 @@ from synthloop.tools.types import Decision, Instance, Verdict
 
 YOLO_SUBDIR = Path("share") / "synthloop" / "detectors" / "yolov3-tiny"
 YOLO_ENV = "SYNTHLOOP_YOLO_DIR"
+INSIDE_SHARE = 0.5  # a detection mostly inside an annotated box belongs to it (a part found as well as the whole)
 # Thresholds from `synthloop eval critic-defects --renderer copy_paste --detector default --calibrate` (400 clean
 # copy_paste images of 8 COCO classes at 512², seed 1; clean false rejects of the detector checks ≤ 3%).
 CALIBRATION = {"relabel_margin": 0.25, "missing_score": 0.5}
@@ -113,6 +117,15 @@ class Evidence:
         return [e for e in self.instances if e is not None]
 
 
+def _inside(inner: tuple[float, float, float, float], outer: tuple[float, float, float, float]) -> float:
+    """Share of the `inner` xywh box's area that lies inside the `outer` one."""
+    x, y, w, h = inner
+    ox, oy, ow, oh = outer
+    width = max(0.0, min(x + w, ox + ow) - max(x, ox))
+    height = max(0.0, min(y + h, oy + oh) - max(y, oy))
+    return width * height / (w * h) if w > 0 and h > 0 else 0.0
+
+
 def measure(detector: Detector, image: np.ndarray, instances: Sequence[Instance], class_names: Sequence[str], *,
             overlap_iou: float = 0.3, free_iou: float = 0.3) -> Evidence:
     """One detector pass over the image for the spec's classes, matched against the instances (see the module)."""
@@ -140,7 +153,8 @@ def measure(detector: Detector, image: np.ndarray, instances: Sequence[Instance]
                 rival, rival_class = det.score, det.category
         evidence.append(InstanceEvidence(own, rival, rival_class))
     free = [d for j, d in enumerate(detections) if d.category in spec_targets
-            and all(overlap[i][j] < free_iou for i in range(len(instances)))]
+            and all(overlap[i][j] < free_iou for i in range(len(instances)))
+            and all(_inside(d.bbox, inst.bbox) < INSIDE_SHARE for inst in instances)]
     return Evidence(instances=evidence, unannotated=sorted(free, key=lambda d: -d.score))
 
 
