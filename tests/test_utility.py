@@ -182,3 +182,17 @@ def test_bad_settings_are_one_line_errors(tmp_path: Path, cutouts: Path) -> None
     result = synthloop("eval", "utility", "--out", str(tmp_path / "o"), "--comparisons", "copy_paste_vs_nothing")
     assert result.returncode == 2 and result.stderr.startswith("error: unknown comparison")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_worker_processes_train_the_same_detectors(tiny) -> None:
+    from dataclasses import replace
+
+    from synthloop.evals.utility.run import _run_jobs
+
+    settings, work, _, _ = tiny
+    data = {"copy_paste": load_coco_set(export_parts(work / "runs" / "copy_paste"), CLASSES)}
+    test = load_coco_set(export_parts(work / "runs" / "test"), CLASSES)
+    jobs = [("copy_paste", 0), ("copy_paste", 1)]
+    here = [(e.stats_map, loss) for e, loss, _ in _run_jobs(jobs, data, test, settings)]
+    spread = [(e.stats_map, loss) for e, loss, _ in _run_jobs(jobs, data, test, replace(settings, jobs=2))]
+    assert here == spread

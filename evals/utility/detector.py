@@ -229,11 +229,14 @@ def cross_fitted_detector(data: Sequence[DetectionImage], classes: Sequence[str]
                           image_size: int, seed: int, model_name: str = "tiny_fcos") -> TrainedDetector:
     """Two models, each trained on every other image of `data`; an image is judged by the model of the other
     half (nothing is judged by a model that learnt its labels)."""
+    import torch
+
     from synthloop.tools.critic.duplicates import pixel_sha256
 
     halves = [list(data[0::2]), list(data[1::2])]
     models = []
     for half, part in enumerate(halves):
+        torch.manual_seed(seed + half)
         model = build_model(model_name, len(classes), image_size)
         train_detector(model, part, settings, seed=seed + half)
         models.append(model)

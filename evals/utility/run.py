@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -171,6 +171,9 @@ def train_and_score(data: CocoSet, test: CocoSet, settings: UtilitySettings, see
                     ) -> tuple[Evaluation, float, str]:
     """Train one detector on `data` and score it on `test`: the evaluation, the last epoch's loss, and a note
     on the checkpoint (empty without one). Module-level, so that worker processes can run it."""
+    import torch
+
+    torch.manual_seed(seed)  # the initial weights depend on the seed alone, not on what ran before
     model = build_model(settings.model, len(data.classes), settings.size)
     note = ""
     if settings.checkpoint is not None:
@@ -357,17 +360,20 @@ def run_utility(settings: UtilitySettings, work: Path, *, on_event: Event | None
 
 
 def _run_jobs(jobs: list[tuple[str, int]], datasets: dict[str, CocoSet], test: CocoSet, settings: UtilitySettings
-              ) -> list[tuple[Evaluation, float, str]]:
-    """Every (arm, seed) training, in order; in `settings.jobs` worker processes when more than one (each
-    training is seeded, so the results do not depend on how they are spread)."""
+              ) -> Iterator[tuple[Evaluation, float, str]]:
+    """Every (arm, seed) training, yielded in order as they finish; in `settings.jobs` worker processes when more
+    than one (each training is seeded, so the results do not depend on how they are spread)."""
     if settings.jobs <= 1:
-        return [train_and_score(datasets[name], test, settings, seed) for name, seed in jobs]
+        for name, seed in jobs:
+            yield train_and_score(datasets[name], test, settings, seed)
+        return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(settings.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(train_and_score, datasets[name], test, settings, seed) for name, seed in jobs]
-        return [f.result() for f in futures]
+        for future in futures:
+            yield future.result()
 
 
 def estimate(evaluations: dict[str, dict[int, Evaluation]], settings: UtilitySettings
