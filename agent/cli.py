@@ -520,10 +520,15 @@ def ui(
     token: Annotated[str | None, typer.Option("--token", envvar="SYNTHLOOP_UI_TOKEN",
                                               help="Required on every request (header or cookie).")] = None,
     config: ConfigOption = None,
+    assets: AssetsOption = None,
+    reference_coco: ReferenceCocoOption = None,
+    reference_images: ReferenceImagesOption = None,
     max_runs: Annotated[int, typer.Option("--max-runs", help="Runs that may be active at once (planning, "
                                                              "waiting for approval or generating).")] = 2,
 ) -> None:
-    """Serve the local web chat: conversation, editable spec, progress, gallery, A/B votes, downloads."""
+    """Serve the local web chat: conversation, editable spec, progress, gallery, A/B votes, downloads; the
+    user's data (--assets, --reference-*) goes into every run's config unless a set uploaded in the UI replaces
+    it."""
     import socket
 
     from synthloop.agent.web.safety import UnsafeRequest, check_bind
@@ -543,7 +548,7 @@ def ui(
             probe.bind((host, port))
     except OSError as exc:
         raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    cfg = _load_config(config)
+    cfg = _load_config(config, assets, reference_coco, reference_images)
     from synthloop.agent.web.server import create_app, serve
 
     app_ = create_app(workspace, config=cfg, planner_factory=lambda c: make_planner(c, None, None),

@@ -1,4 +1,5 @@
-"""End to end in real headless Chromium: request → question → answer → edits → approve → gallery → votes.
+"""End to end in real headless Chromium: request → question → answer → edits → approve → gallery → votes; a
+reference COCO set uploaded in the page anchors a run (plan notes before approval, provenance in the gallery).
 
 Debian's `chromium` driven by Playwright's Python package (no `playwright install`: the browser is the system
 one). Under CI (CI=true) a missing browser or Playwright fails the test; elsewhere it is skipped with the reason.
@@ -10,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from assetdata import make_coco
 from ui_server import ui_server
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -168,3 +171,62 @@ def test_runs_survive_a_server_restart_and_resume(browser: Any, tmp_path: Path) 
         page.wait_for_selector("#status:text-is('done')")
         page.wait_for_function("document.querySelectorAll('#gallery figure.card').length === 4")
         page.close()
+
+
+def test_a_reference_set_uploaded_in_the_page_anchors_the_next_run(browser: Any, tmp_path: Path) -> None:
+    coco, images = make_coco(tmp_path / "ref")
+    archive, bad = tmp_path / "kitchen-ref.zip", tmp_path / "slip.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.write(coco, "instances.json")
+        for image in sorted(images.iterdir()):
+            zipped.write(image, f"images/{image.name}")
+    with zipfile.ZipFile(bad, "w") as zipped:
+        zipped.write(coco, "instances.json")
+        zipped.writestr("../outside.png", (images / "a.png").read_bytes())
+    workspace = tmp_path / "ws"
+    with ui_server(workspace) as base:
+        page = browser.new_page(viewport={"width": 1360, "height": 900})
+        page.set_default_timeout(300_000)  # generous: a busy machine is slow, not broken
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(base + "/")
+        page.wait_for_selector("#data-reference:has-text('none')")
+
+        # 1. a zip that escapes its folder: one line in the error box, nothing stored or active
+        page.set_input_files("#refset-file", str(bad))
+        page.wait_for_selector("#error:has-text('refused')")
+        assert "\n" not in page.text_content("#error")
+        assert page.text_content("#data-reference").startswith("reference setnone")
+
+        # 2. the good set: the sidebar shows it active, the next run names it and its plan says where cups come from
+        page.set_input_files("#refset-file", str(archive))
+        page.wait_for_selector("#data-reference:has-text('kitchen-ref.zip')")
+        assert "cup, plate · 2 image(s), 2 object(s)" in page.text_content("#data-reference")
+        _send(page, "4 cups")
+        page.wait_for_selector(".msg.note-msg:has-text('Reference set kitchen-ref.zip (cup, plate)')")
+        notes = page.locator("#spec-table tr:has(th:text-is('objects from')) li")
+        notes.first.wait_for()
+        assert any(n.startswith("cup: ") and "your COCO data" in n for n in notes.all_text_contents())
+        _shoot(page, "ui-reference-plan.png")
+
+        # 3. the gallery says per sample where its objects came from (hover title and details)
+        page.click("#approve")
+        page.wait_for_selector("#status:text-is('done')")
+        page.wait_for_function("document.querySelectorAll('#gallery figure.card').length === 4")
+        first = page.locator("#gallery figure.card").first
+        first.locator("details.origins summary").click()
+        origins = first.locator("details.origins li").all_text_contents()
+        assert origins and all(o.startswith("cup: coco:instances.json#") for o in origins if o.startswith("cup"))
+        assert "(coco, user-provided" in origins[0]
+        assert "cup: coco:" in first.locator("img").get_attribute("title")
+
+        # 4. clearing it: the next run is not anchored any more
+        page.click("#data-reference button:has-text('clear')")
+        page.wait_for_selector("#data-reference:has-text('none')")
+        page.close()
+        assert errors == []
+    assert not (workspace / "outside.png").exists() and not (tmp_path / "outside.png").exists()
+    (run_dir,) = [p for p in workspace.iterdir() if (p / ".work" / "run.json").is_file()]
+    layout = json.loads((run_dir / ".work" / "run.json").read_text())["config"]["layout"]
+    assert layout["backend"] == "reference" and layout["coco"].endswith("/files/instances.json")
+    assert json.loads((workspace / "user_data.json").read_text())["reference"] is None

@@ -63,6 +63,30 @@ def _rejected_files(out_dir: Path) -> list[Path]:
     return sorted((out_dir / ".work" / "rejected").glob("*.json"))
 
 
+ORIGIN_KEYS = ("asset", "source", "licence", "kind")
+
+
+def origins(sample: Any) -> dict[str, Any]:
+    """Where a sample's objects came from, from its `render_info` (the renderer's provenance): per layout object
+    its class with the asset id, source, licence and kind when the renderer recorded them (copy_paste does), the
+    background's source, and the reference images a renderer used (diffusion's IP-Adapter)."""
+    info = sample.render_info or {}
+    recorded = info.get("objects") if isinstance(info.get("objects"), list) else []
+    layout = sample.layout.objects if sample.layout is not None else []
+    objects = []
+    for index, row in enumerate(recorded):
+        if not isinstance(row, dict):
+            continue
+        category = layout[index].category if index < len(layout) and len(recorded) == len(layout) else ""
+        objects.append({"category": row.get("category", category),
+                        **{key: str(row[key]) for key in ORIGIN_KEYS if row.get(key) is not None}})
+    background = info.get("background") if isinstance(info.get("background"), dict) else {}
+    references = info.get("references")
+    return {"objects": objects, "background": str(background.get("source", "")),
+            "background_file": Path(str(background["path"])).name if background.get("path") else "",
+            "references": references if isinstance(references, list | dict | str) else None}
+
+
 def _kept_entry(run_id: str, sample: Any, ids: dict[str, tuple[int, str]]) -> dict[str, Any]:
     reasons = [f"{v.judge}: {r}" for v in sample.verdicts for r in v.reasons]
     if not reasons and sample.verdicts:
@@ -72,7 +96,7 @@ def _kept_entry(run_id: str, sample: Any, ids: dict[str, tuple[int, str]]) -> di
         "name": sample.id, "sample_id": sample.id, "split": sample.split, "kind": "kept", "decision": "accept",
         "image_id": coco[0] if coco else None, "reasons": reasons,
         "objects": len(sample.annotation.instances) if sample.annotation else 0,
-        "url": f"/api/runs/{run_id}/overlay/kept/{sample.id}.png",
+        "url": f"/api/runs/{run_id}/overlay/kept/{sample.id}.png", "origins": origins(sample),
     }
 
 

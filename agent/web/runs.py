@@ -30,6 +30,7 @@ from typing import Any
 
 from synthloop.agent.chat import guarded_reviser, interpret_reply, slugify, spec_changes
 from synthloop.agent.web.safety import UnsafeRequest, check_run_id, inside
+from synthloop.agent.web.user_data import UserData
 
 logger = logging.getLogger(__name__)
 
@@ -213,10 +214,11 @@ class RunManager:
     """All runs of one workspace folder."""
 
     def __init__(self, workspace: Path, config: Any, planner_factory: PlannerFactory,
-                 reviser_factory: ReviserFactory, *, max_active: int = 2) -> None:
+                 reviser_factory: ReviserFactory, *, max_active: int = 2, user_data: UserData | None = None) -> None:
         self.workspace = Path(workspace).resolve()
         self.workspace.mkdir(parents=True, exist_ok=True)
         self.config = config
+        self.user_data = user_data or UserData(self.workspace, config)
         self.planner_factory, self.reviser_factory = planner_factory, reviser_factory
         self.handles: dict[str, RunHandle] = {}
         self.lock = threading.RLock()
@@ -250,19 +252,23 @@ class RunManager:
         return found
 
     def create(self, request: str | None = None, spec: Any | None = None) -> RunHandle:
-        """Start a new run from a request (planned) or a validated spec (shown for approval)."""
+        """Start a new run from a request (planned) or a validated spec (shown for approval), with the user's
+        active data in its config (`user_data.py`); the conversation says how the run uses that data."""
         from synthloop.agent.runner import start_run
 
         title = request if request is not None else " ".join(spec.class_names)
+        config, notes = self.user_data.run_config()
         with self.lock:  # the capacity check, the folder and the thread: one step for concurrent requests
             self._check_capacity()
             out_dir = self._new_run_dir(title)
             handle = self.handles[out_dir.name] = RunHandle(run_id=out_dir.name, out_dir=out_dir)
             handle.add_event("user", request if request is not None else f"(spec file: {title})")
-            planner = self.planner_factory(self.config)
-            reviser = self._reviser(handle, planner, self.config)
+            for note in notes:
+                handle.add_event("assistant", note.text, **({"warning": True} if note.warning else {"note": True}))
+            planner = self.planner_factory(config)
+            reviser = self._reviser(handle, planner, config)
             self._spawn(handle, lambda: start_run(
-                out_dir, self.config, request=request, spec=spec, planner=planner, reviser=reviser,
+                out_dir, config, request=request, spec=spec, planner=planner, reviser=reviser,
                 on_interrupt=handle.on_interrupt, progress=handle.on_progress))
         return handle
 

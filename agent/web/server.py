@@ -7,6 +7,11 @@ HTTP API (JSON; every error is `{"error": "…"}` with a 4xx/5xx status, never a
     POST /api/runs {"request": "…"}          start a run from a request (planned in a worker thread)
     POST /api/spec-upload                    start a run from a YAML/JSON spec file (raw body, ≤ 10 MB)
     POST /api/references                     store a PNG/JPEG reference image in WORKSPACE/references/
+    DELETE /api/references                   delete the uploaded reference images (runs keep their snapshots)
+    POST /api/reference-data?name=F.zip      a reference COCO set (.zip: one COCO JSON and its images) → active
+    POST /api/assets?name=F.zip              a cut-out set (.zip: one folder per class of PNGs) → active
+    DELETE /api/reference-data | /api/assets deactivate that set
+    GET  /api/user-data                      the active sets, the reference images and how the next run uses them
     GET  /api/runs/{id}/state?since=N        status, counters, pending question/spec, conversation since N
     POST /api/runs/{id}/reply                {"text": …} | {"action": "approve"|"cancel"|"edit", "spec": …}
     POST /api/runs/{id}/resume               continue a stopped run from its checkpoint
@@ -21,6 +26,8 @@ they never wait for a graph, which runs in its run's worker thread (see `runs.py
 Every request must name this server in its Host header; every POST must come from its pages (Origin/Referer)
 and carry the session's CSRF token in `X-Synthloop-CSRF`; JSON bodies need `Content-Type: application/json`
 (see `safety.py`). At most `max_active_runs` runs are active at once; more answer 429.
+Uploaded zips are extracted with every path confined and bounded in size (`zips.py`); how runs use the user's
+data, and why reference images are snapshotted per run, is in `user_data.py`.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
@@ -64,6 +72,8 @@ from synthloop.agent.web.safety import (
     sniff_image,
     token_matches,
 )
+from synthloop.agent.web.user_data import UserData, upload_name
+from synthloop.agent.web.zips import DEFAULT_ZIP_LIMITS, ZipLimits
 
 logger = logging.getLogger(__name__)
 
@@ -75,18 +85,20 @@ def _static_dir() -> Path:
 class BodyLimit:
     """ASGI middleware: refuse request bodies over `limit` bytes, by header or by counting (chunked uploads).
 
-    The body is read here first (at most `limit` bytes are ever held) and replayed to the app.
+    The body is read here first (at most `limit` bytes are ever held) and replayed to the app; paths in
+    `larger` (zip uploads) have their own limit.
     """
 
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: Any, limit: int, larger: dict[str, int] | None = None) -> None:
+        self.app, self.limit, self.larger = app, limit, dict(larger or {})
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
-        too_large = JSONResponse({"error": f"request body too large (limit {self.limit} bytes)"}, 413)
+        limit = self.larger.get(scope.get("path", ""), self.limit)
+        too_large = JSONResponse({"error": f"request body too large (limit {limit} bytes)"}, 413)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
             return await too_large(scope, receive, send)
         chunks, size = [], 0
         while True:
@@ -94,7 +106,7 @@ class BodyLimit:
             if message["type"] != "http.request":
                 return  # the client went away
             size += len(message.get("body", b""))
-            if size > self.limit:
+            if size > limit:
                 return await too_large(scope, receive, send)
             chunks.append(message.get("body", b""))
             if not message.get("more_body"):
@@ -140,13 +152,19 @@ def create_app(
     host: str = "127.0.0.1",
     port: int = 8765,
     max_active_runs: int = 2,
+    zip_limits: ZipLimits = DEFAULT_ZIP_LIMITS,
 ) -> FastAPI:
     """The web app over one workspace folder, served at `host`:`port` (the names its Host headers may carry);
-    `token` (if set) is required on every request; at most `max_active_runs` runs are active at once."""
-    manager = RunManager(workspace, config, planner_factory, reviser_factory, max_active=max_active_runs)
+    `token` (if set) is required on every request; at most `max_active_runs` runs are active at once; uploaded
+    zips are bounded by `zip_limits`."""
+    user_data = UserData(Path(workspace), config, zip_limits)
+    manager = RunManager(workspace, config, planner_factory, reviser_factory, max_active=max_active_runs,
+                         user_data=user_data)
     app = FastAPI(title="synthloop", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.manager = manager
-    app.add_middleware(BodyLimit, limit=MAX_UPLOAD_BYTES + 1024)  # inside the checks below (added after it)
+    zip_paths = ("/api/reference-data", "/api/assets")
+    app.add_middleware(BodyLimit, limit=MAX_UPLOAD_BYTES + 1024,  # inside the checks below (added after it)
+                       larger={path: zip_limits.max_bytes + 1024 for path in zip_paths})
     hosts = allowed_hosts(host, port)
     csrf_key = secrets.token_bytes(32)  # lives as long as the server: a restart asks the page for a new token
     session_cookie = SESSION_COOKIE.format(port=port)
@@ -214,9 +232,9 @@ def create_app(
             raise UnsafeRequest("the request body must be a JSON object")
         return body
 
-    async def _upload(request: Request) -> bytes:
+    async def _upload(request: Request, limit: int = MAX_UPLOAD_BYTES) -> bytes:
         check_upload_type(request.headers.get("content-type"))
-        return check_size(await request.body(), MAX_UPLOAD_BYTES)
+        return check_size(await request.body(), limit)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -266,7 +284,40 @@ def create_app(
         kind = sniff_image(data)
         name = f"{hashlib.sha256(data).hexdigest()[:16]}.{'png' if kind == 'png' else 'jpg'}"
         atomic_write_bytes(inside(manager.workspace, "references", name), data)
-        return {"name": name, "bytes": len(data), "type": kind}
+        status = user_data.status()
+        return {"name": name, "bytes": len(data), "type": kind, "use": status["references"]["use"],
+                "warning": status["references"]["warning"], "count": status["references"]["count"]}
+
+    @app.delete("/api/references")
+    def clear_references() -> dict[str, Any]:
+        deleted = user_data.clear_reference_images()
+        return {"deleted": deleted, **user_data.status()}
+
+    @app.get("/api/user-data")
+    def user_data_status() -> dict[str, Any]:
+        return user_data.status()
+
+    @app.post("/api/reference-data")
+    async def reference_data_upload(request: Request, name: str = "") -> dict[str, Any]:
+        data = await _upload(request, zip_limits.max_bytes)
+        stored = await run_in_threadpool(user_data.store_reference, data, upload_name(name))
+        return {"set": stored, **user_data.status()}
+
+    @app.post("/api/assets")
+    async def assets_upload(request: Request, name: str = "") -> dict[str, Any]:
+        data = await _upload(request, zip_limits.max_bytes)
+        stored = await run_in_threadpool(user_data.store_assets, data, upload_name(name))
+        return {"set": stored, **user_data.status()}
+
+    @app.delete("/api/reference-data")
+    def clear_reference_data() -> dict[str, Any]:
+        user_data.clear("reference")
+        return user_data.status()
+
+    @app.delete("/api/assets")
+    def clear_assets() -> dict[str, Any]:
+        user_data.clear("assets")
+        return user_data.status()
 
     @app.get("/api/runs/{run_id}/state")
     def run_state(run_id: str, since: int = 0) -> dict[str, Any]:

@@ -133,6 +133,7 @@ function addMessage(event) {
   const classes = ["msg", event.role];
   if (event.error) classes.push("error-msg");
   if (event.warning) classes.push("warning-msg");
+  if (event.note) classes.push("note-msg");
   const node = el("div", { class: classes.join(" "), "data-seq": event.seq });
   if (event.summary) node.append(el("pre", { text: event.text }));
   else node.textContent = event.text;
@@ -204,6 +205,9 @@ function renderSpec(spec, editable) {
     text: spec.defaults_used.join("; ") }));
   (spec.notices || []).forEach((n) => row(n.kind === "cannot_deliver" ? "cannot deliver" : "not understood",
     el("strong", { class: "notice", text: n.reason ? `${n.text} — ${n.reason}` : n.text })));
+  // where each class's objects come from (the renderer's and the layout sampler's plan), before approval
+  if (spec.plan_notes && spec.plan_notes.length) row("objects from", el("ul", { class: "plan-notes" },
+    ...spec.plan_notes.map((note) => el("li", { text: note }))));
   if (spec.questions && spec.questions.length) {
     row("question", el("strong", { text: questionText(spec.questions[0]) }));
   }
@@ -337,14 +341,29 @@ function caption(sample) {
   return `${sample.sample_id}${split}${id}${attempt}`;
 }
 
+// Where a sample's objects came from (the renderer's provenance): one line per object, the background, references.
+function originLines(origins) {
+  if (!origins) return [];
+  const lines = origins.objects.map((o) => `${o.category || "object"}: ${o.asset || "?"}` +
+    (o.source ? ` (${[o.source, o.licence].filter(Boolean).join(", ")})` : ""));
+  if (origins.background) lines.push(`background: ${origins.background}` +
+    (origins.background_file ? ` (${origins.background_file})` : ""));
+  if (origins.references) lines.push(`references: ${typeof origins.references === "string" ? origins.references
+    : Object.entries(origins.references).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+  return lines;
+}
+
 function card(sample) {
   const votes = sample.kind === "kept" ? el("div", { class: "votes" },
     el("button", { class: "small ok", text: "✓ accept", onclick: (e) => vote(e, sample, "accept") }),
     el("button", { class: "small bad", text: "✗ reject", onclick: (e) => vote(e, sample, "reject") })) : null;
+  const lines = originLines(sample.origins);
+  const origins = lines.length ? el("details", { class: "origins" }, el("summary", { text: "objects from" }),
+    el("ul", {}, ...lines.map((line) => el("li", { text: line })))) : null;
   return el("figure", { class: `card ${sample.kind}`, "data-sample": sample.name },
-    el("img", { src: sample.url, alt: sample.name, loading: "lazy" }),
+    el("img", { src: sample.url, alt: sample.name, loading: "lazy", title: lines.join("\n") || undefined }),
     el("figcaption", {}, el("div", { class: "cap", text: caption(sample) }),
-      el("ul", { class: "reasons" }, ...sample.reasons.map((r) => el("li", { text: r }))), votes));
+      el("ul", { class: "reasons" }, ...sample.reasons.map((r) => el("li", { text: r }))), origins, votes));
 }
 
 async function showAgreement() {
@@ -409,15 +428,72 @@ async function uploadSpec(event) {
   try { openRun((await upload("/api/spec-upload", file)).id); } catch (err) { showError(err); }
 }
 
+function say(text, warning = false) {
+  $("messages").append(el("div", { class: `msg assistant ${warning ? "warning-msg" : "note-msg"}`, text }));
+  $("messages").scrollTop = $("messages").scrollHeight;
+}
+
 async function uploadReference(event) {
   const file = event.target.files[0];
   event.target.value = "";
   if (!file) return;
   try {
     const result = await upload("/api/references", file);
-    $("messages").append(el("div", { class: "msg assistant", text: `Stored reference image ${result.name} ` +
-      `(${result.type}, ${result.bytes} bytes) in the workspace's references/ folder.` }));
+    say(`Stored reference image ${result.name} (${result.type}, ${result.bytes} bytes; ${result.count} in all). ` +
+      `Next runs: ${result.use}.`, result.warning);
+    refreshUserData();
   } catch (err) { showError(err); }
+}
+
+// A zip of the user's data: a reference COCO set (/api/reference-data) or cut-outs (/api/assets).
+async function uploadZip(event, path, what) {
+  const file = event.target.files[0];
+  event.target.value = "";
+  if (!file) return;
+  try {
+    const result = await upload(`${path}?name=${encodeURIComponent(file.name)}`, file);
+    say(`Stored ${what} ${result.set.name}: ${setSummary(result.set)}. New runs use it.`);
+    renderUserData(result);
+  } catch (err) { showError(err); }
+}
+
+function setSummary(set) {
+  if (!set) return "";
+  if (Array.isArray(set.classes)) {
+    return `${set.classes.join(", ")} · ${set.n_images} image(s), ${set.n_objects} object(s)`;
+  }
+  return Object.entries(set.classes || {}).map(([name, n]) => `${name} ${n}`).join(", ");
+}
+
+function dataRow(id, label, value, detail, clear, warn = false) {
+  $(id).replaceChildren(el("span", { class: "data-label", text: label }),
+    el("span", { class: "data-value", text: value }),
+    clear ? el("button", { type: "button", class: "small", text: "clear", title: `clear the ${label}`,
+      onclick: clear }) : null,
+    detail ? el("span", { class: `data-detail${warn ? " warn" : ""}`, text: detail }) : null);
+}
+
+function renderUserData(status) {
+  const configured = status.configured || {};
+  const fromServer = (key) => configured[key] ? `server: ${configured[key]}` : "";
+  dataRow("data-reference", "reference set", status.reference ? status.reference.name : "none",
+    status.reference ? setSummary(status.reference) : fromServer("reference_coco"),
+    status.reference ? () => clearData("/api/reference-data") : null);
+  dataRow("data-assets", "cut-outs", status.assets ? status.assets.name : "none",
+    status.assets ? setSummary(status.assets) : fromServer("assets_dir"),
+    status.assets ? () => clearData("/api/assets") : null);
+  const refs = status.references || { count: 0 };
+  dataRow("data-references", "reference images", String(refs.count), refs.count ? refs.use : "",
+    refs.count ? () => clearData("/api/references") : null, refs.warning);
+}
+
+async function refreshUserData() {
+  try { renderUserData(await api("/api/user-data")); } catch (err) { showError(err); }
+}
+
+async function clearData(path) {
+  showError(null);
+  try { renderUserData(await api(path, { method: "DELETE" })); } catch (err) { showError(err); }
 }
 
 // --------------------------------------------------------------------------------------------- wiring
@@ -440,7 +516,10 @@ $("vote-tie").addEventListener("click", () => voteAB("tie"));
 $("ab-skip").addEventListener("click", nextPair);
 $("spec-file").addEventListener("change", uploadSpec);
 $("ref-file").addEventListener("change", uploadReference);
+$("refset-file").addEventListener("change", (e) => uploadZip(e, "/api/reference-data", "reference set"));
+$("assets-file").addEventListener("change", (e) => uploadZip(e, "/api/assets", "cut-outs"));
 
 refreshRuns();
+refreshUserData();
 ui.polling = setInterval(() => { if (ui.run) poll(); }, 500);
 setInterval(refreshRuns, 5000);
