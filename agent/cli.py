@@ -867,9 +867,12 @@ def eval_critic_defects(
                                  "relabelled boxes into this new folder and audit it as `synthloop critique "
                                  "--detector` does.")] = None,
     share: Annotated[float, typer.Option("--share", help="Share of injected images in --critique-check.")] = 0.2,
+    classes: Annotated[str | None, typer.Option("--classes", help="COCO classes of --critique-check (comma-"
+                                                                  "separated; default the benchmark's eight).")] = None,
 ) -> None:
     """Defect benchmark: per-defect catch rate and clean false rejects of every embedded judge."""
     from synthloop.evals.critic_defects import (
+        COCO_BENCH_CLASSES,
         calibrate_recognisability,
         format_calibration,
         format_critique_check,
@@ -910,7 +913,9 @@ def eval_critic_defects(
     result["bench"] = bench.to_dict()
     if critique_check is not None:
         try:
-            check = run_critique_check(critique_check, n=n, size=size, seed=seed + 3, share=share, detector=block)
+            chosen = tuple(c.strip() for c in classes.split(",") if c.strip()) if classes else COCO_BENCH_CLASSES
+            check = run_critique_check(critique_check, n=n, size=size, seed=seed + 3, share=share, detector=block,
+                                       classes=chosen)
         except ValueError as exc:
             raise CliError(str(exc)) from exc
         typer.echo(format_critique_check(check))

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthloop.evals.defects import DEFECTS, INJECTORS, RULE_VISIBLE, clean_items
+from synthloop.evals.defects import COCO_BENCH_CLASSES, DEFECTS, INJECTORS, RULE_VISIBLE, clean_items
 from synthloop.tools.critic.base import Judge, JudgeInput
 from synthloop.tools.critic.duplicates import DuplicateIndex, perceptual_hash, pixel_sha256
 from synthloop.tools.critic.embedded import embedded_judges
@@ -262,13 +262,14 @@ class CritiqueCheck:
 
 
 def write_injected_coco(work_dir: Path, n: int, size: int, seed: int, share: float = 0.2,
-                        defects: tuple[str, ...] = ("missing_box", "relabel")) -> dict[str, str]:
+                        defects: tuple[str, ...] = ("missing_box", "relabel"),
+                        classes: tuple[str, ...] = COCO_BENCH_CLASSES) -> dict[str, str]:
     """Clean copy_paste renders as a boxes-only COCO file (`work_dir/coco.json`, `work_dir/images/`) in which
     `share` of the images carry one injected defect (cycled); image file name → defect ('' = untouched), also
     written to `work_dir/injected.json`."""
     from synthloop.tools.io import atomic_write_json, atomic_write_png
 
-    items = clean_items(n, size, seed, renderer="copy_paste")
+    items = clean_items(n, size, seed, renderer="copy_paste", coco_classes=tuple(classes))
     rng = np.random.default_rng([seed, 0xC0C0])
     chosen = set(rng.permutation(n)[:round(share * n)].tolist())
     names = list(items[0].spec.class_names)
@@ -314,12 +315,12 @@ def score_critique(rows: list[dict], truth: dict[str, str]) -> CritiqueCheck:
 
 
 def run_critique_check(work_dir: Path, n: int = 200, size: int = 512, seed: int = 3, share: float = 0.2,
-                       detector: object = None) -> CritiqueCheck:
+                       detector: object = None, classes: tuple[str, ...] = COCO_BENCH_CLASSES) -> CritiqueCheck:
     """Write the injected boxes-only COCO (`write_injected_coco`) and audit it as `synthloop critique --detector`
     does (embedded judges, pixel checks, the recognisability judge over `detector`, default YOLOv3-tiny)."""
     from synthloop.tools.critic.audit import audit_coco
 
-    truth = write_injected_coco(work_dir, n, size, seed, share)
+    truth = write_injected_coco(work_dir, n, size, seed, share, classes=classes)
     rows = audit_coco(Path(work_dir) / "coco.json", Path(work_dir) / "images", recognisability=True,
                       detector=detector)  # type: ignore[arg-type]
     return score_critique(rows, truth)

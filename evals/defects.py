@@ -63,16 +63,18 @@ def defect_spec(size: int = 512, difficulty: Difficulty = Difficulty.medium, see
 COCO_BENCH_CLASSES = ("bird", "car", "apple", "orange", "elephant", "sheep", "broccoli", "truck")
 
 
-def coco_defect_spec(size: int = 512, difficulty: Difficulty = Difficulty.medium, seed: int = 0) -> TaskSpec:
-    """Eight COCO classes (`COCO_BENCH_CLASSES`), up to one object of each per image: the spec the detector
-    judges are benchmarked on (copy_paste renders real cut-outs of them)."""
-    return TaskSpec(objects=[ObjectSpec(name=name, min_count=0, max_count=1) for name in COCO_BENCH_CLASSES],
+def coco_defect_spec(size: int = 512, difficulty: Difficulty = Difficulty.medium, seed: int = 0,
+                     classes: tuple[str, ...] = COCO_BENCH_CLASSES) -> TaskSpec:
+    """COCO classes (default the eight of `COCO_BENCH_CLASSES`), up to one object of each per image: the spec the
+    detector judges are benchmarked on (copy_paste renders real cut-outs of them)."""
+    return TaskSpec(objects=[ObjectSpec(name=name, min_count=0, max_count=1) for name in classes],
                     n_images=1, width=size, height=size, tasks=[Task.detection, Task.instance_segmentation],
                     difficulty=difficulty, seed=seed)
 
 
 def clean_items(n: int, size: int = 512, seed: int = 0, difficulties: tuple[Difficulty, ...] | None = None, *,
-                renderer: str = "compositor") -> list[JudgeInput]:
+                renderer: str = "compositor", coco_classes: tuple[str, ...] = COCO_BENCH_CLASSES
+                ) -> list[JudgeInput]:
     """`n` clean samples (layout → renderer → exact labels), cycling through the difficulties: the compositor on
     `defect_spec`, or copy_paste (default options, the installed asset library) on `coco_defect_spec`."""
     from synthloop.tools.annotate.exact import ExactAnnotator
@@ -86,7 +88,10 @@ def clean_items(n: int, size: int = 512, seed: int = 0, difficulties: tuple[Diff
     elif renderer == "copy_paste":
         from synthloop.tools.render.copy_paste import CopyPasteRenderer
 
-        painter, spec_of = CopyPasteRenderer(), coco_defect_spec
+        painter = CopyPasteRenderer()
+
+        def spec_of(size: int, difficulty: Difficulty, seed: int) -> TaskSpec:
+            return coco_defect_spec(size, difficulty, seed, coco_classes)
     else:
         raise ValueError(f"clean items are rendered by compositor or copy_paste, not '{renderer}'")
     levels = difficulties or (Difficulty.easy, Difficulty.medium, Difficulty.hard)
