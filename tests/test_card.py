@@ -97,3 +97,35 @@ def test_card_without_task_outputs_or_certificates(tmp_path: Path) -> None:
     assert "| detection |" in card and "## What each task delivered" in card
     for absent in ("## Captions", "## Referring expressions", "## Scene graph", "## Semantic", "## Label certificates"):
         assert absent not in card
+
+
+def test_card_says_where_each_class_came_from_with_licences(tmp_path: Path) -> None:
+    """Per-object sources recorded by the renderer (render_info) are counted per class, with licences and the
+    number of distinct exemplars; the approved plan's notes and notices are repeated."""
+    from synthloop.tools.types import Notice
+
+    samples = make_samples(tmp_path)
+    sources = [("tuxpaint", "photo", "GPL-2.0-or-later"), ("openclipart", "drawing", "public domain (CC0)")]
+    expected: dict[tuple[str, str, str, str], int] = {}
+    exemplars: dict[str, set[str]] = {}
+    tagged = []
+    for k, sample in enumerate(samples):
+        infos = []
+        for j, obj in enumerate(sample.layout.objects):
+            source, kind, licence = sources[(k + j) % 2]
+            asset = f"{source}:{obj.category}-{(k + j) % 3}"
+            infos.append({"asset": asset, "source": source, "kind": kind, "licence": licence})
+            key = (obj.category, source, kind, licence)
+            expected[key] = expected.get(key, 0) + 1
+            exemplars.setdefault(obj.category, set()).add(asset)
+        tagged.append(sample.model_copy(update={"render_info": {"objects": infos, "difficulty_score": 0.25}}))
+    spec = make_spec().model_copy(update={
+        "plan_notes": ["box: 3 photos (Tux Paint)"],
+        "notices": [Notice(kind="cannot_deliver", text="watercolor", reason="no such effect", about="style")]})
+    write_card(tmp_path, spec, tagged, [], None)
+    card = (tmp_path / "card.md").read_text()
+    for (name, source, kind, licence), n in expected.items():
+        assert f"| {name} | {source} | {kind} | {licence} | {n} | {len(exemplars[name])} |" in card
+    assert "- box: 3 photos (Tux Paint)" in card
+    assert "- cannot deliver: watercolor (no such effect)" in card
+    assert f"median 0.25 over {len(tagged)} images" in card

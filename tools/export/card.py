@@ -221,7 +221,7 @@ class CardExporter(BaseExporter):
         atomic_write_png(self.out_dir / "card_samples.png", draw_sample_grid(self.out_dir, spec, stats.first.values()))
         atomic_write_png(self.out_dir / "card_class_balance.png", draw_class_balance(spec, per_split))
         md = [*_counts_part(stats, per_split, self._rejected), self._tasks.markdown(), *self._rejections_part(),
-              *_spec_part(spec), *_provenance_part(stats)]
+              *_spec_part(spec), *_sources_part(spec, stats), *_provenance_part(stats)]
         if self.figures:
             md.append("\n## Timings and figures\n")
             md.append(_table(["figure", "value"], [[_fmt_value(k), _fmt_value(v)] for k, v in self.figures.items()]))
@@ -306,6 +306,29 @@ def _spec_part(spec: TaskSpec) -> list[str]:
         ["defaults used", _fmt_value(", ".join(spec.defaults_used)) or "-"],
     ]
     return ["\n## Spec\n", _table(["field", "value"], spec_rows)]
+
+
+def _sources_part(spec: TaskSpec, stats: CardStats) -> list[str]:
+    """Where each class's objects came from (sources, licences, distinct exemplars), what the plan said before
+    approval, what it named back, and the measured difficulty."""
+    md = ["\n## Where the objects came from\n"]
+    if stats.asset_uses:
+        rows = [[name, source, kind, licence, n, len(stats.assets_seen.get(name, ()))]
+                for name in spec.class_names for (source, kind, licence), n in
+                sorted(stats.asset_uses.get(name, Counter()).items(), key=lambda kv: (-kv[1], kv[0]))]
+        md.append(_table(["class", "source", "kind", "licence", "objects", "distinct exemplars (class)"], rows))
+    else:
+        md.append("The renderer recorded no per-object sources.\n")
+    if spec.plan_notes:
+        md.append("\nThe plan, as approved:\n\n" + "\n".join(f"- {_fmt_value(n)}" for n in spec.plan_notes) + "\n")
+    if spec.notices:
+        md.append("\nNamed back before approval:\n\n" + "\n".join(
+            f"- {n.kind.replace('_', ' ')}: {_fmt_value(n.text)}" + (f" ({_fmt_value(n.reason)})" if n.reason else "")
+            for n in spec.notices) + "\n")
+    if stats.difficulty.count:
+        md.append(f"\nMeasured difficulty (0 easy … 1 hard; spec: {spec.difficulty.value}): median "
+                  f"{stats.difficulty.median():.2f} over {stats.difficulty.count} images.\n")
+    return md
 
 
 def _provenance_part(stats: CardStats) -> list[str]:

@@ -76,6 +76,11 @@ class CardStats:
         self.backends: Counter[tuple[str, str]] = Counter()
         self.judges: Counter[str] = Counter()
         self.first: Smallest[str, Sample] = Smallest(GRID_MAX)
+        # Where objects came from (renderers that record it, e.g. copy_paste): per class, objects per
+        # (source, kind, licence) and the distinct exemplars used; the measured difficulty per image.
+        self.asset_uses: dict[str, Counter[tuple[str, str, str]]] = {}
+        self.assets_seen: dict[str, set[str]] = {}
+        self.difficulty = ValueHistogram()
 
     def add(self, sample: Sample) -> None:
         """Count one kept sample."""
@@ -99,6 +104,16 @@ class CardStats:
         self.backends.update(sorted(sample.backend.items()))
         self.judges.update(v.judge for v in sample.verdicts)
         self.first.add(sample.id, sample)
+        objects_info = sample.render_info.get("objects", [])
+        if len(objects_info) == len(sample.layout.objects):
+            for obj, info in zip(sample.layout.objects, objects_info, strict=True):
+                key = (str(info.get("source", "?")), str(info.get("kind", "?")), str(info.get("licence", "?")))
+                self.asset_uses.setdefault(obj.category, Counter())[key] += 1
+                self.assets_seen.setdefault(obj.category, set()).add(str(info.get("asset", "?")))
+        score = sample.difficulty_score if sample.difficulty_score is not None else \
+            sample.render_info.get("difficulty_score")
+        if isinstance(score, int | float):
+            self.difficulty.add(float(score))
 
     @property
     def splits(self) -> list[str]:
