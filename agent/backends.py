@@ -190,13 +190,21 @@ def all_registries() -> dict[str, Registry]:
             "detector": DETECTORS, "exporter": EXPORTERS}
 
 
+def _renderer_option_names(config: RunConfig) -> set[str]:
+    from synthloop.tools.backend import options_model
+    from synthloop.tools.render.registry import RENDERERS
+
+    return set(options_model(RENDERERS.resolve(config.renderer.backend)).model_fields)
+
+
 def with_user_data(config: RunConfig, *, assets: Path | None = None, reference_coco: Path | None = None,
                    reference_images: Path | None = None) -> RunConfig:
     """The config with the user's own data in it (`--assets`, `--reference-coco`, `--reference-images`).
 
     - assets: cut-outs, one folder per class → the renderer's `assets_dir` (copy_paste);
     - a reference COCO set → layouts sampled from its priors (layout `reference`, unless the config chose a
-      layout other than the procedural default) and its instances cut out as assets (copy_paste).
+      layout other than the procedural default) and, with a renderer that pastes cut-outs (copy_paste), its
+      instances cut out as assets.
     The reference is read and checked now, so a bad file is one clear line before anything runs.
     """
     if (reference_coco is None) != (reference_images is None):
@@ -217,7 +225,8 @@ def with_user_data(config: RunConfig, *, assets: Path | None = None, reference_c
             # a block is read from its config shape {backend, **options} (keyword `options=` would nest them)
             update["layout"] = BackendBlock.model_validate({"backend": "reference", "coco": str(reference_coco),
                                                             "images": str(reference_images)})
-        renderer_options |= {"reference_coco": str(reference_coco), "reference_images": str(reference_images)}
+        if {"reference_coco", "reference_images"} <= _renderer_option_names(config):  # cut out its objects too
+            renderer_options |= {"reference_coco": str(reference_coco), "reference_images": str(reference_images)}
     if assets is not None:
         renderer_options["assets_dir"] = str(assets)
     if renderer_options != config.renderer.options:
@@ -227,7 +236,7 @@ def with_user_data(config: RunConfig, *, assets: Path | None = None, reference_c
         try:
             RENDERERS.check(block)
         except BackendError as exc:
-            raise UserInputError(f"--assets / --reference-coco need a renderer that pastes real objects "
-                                 f"(renderer: copy_paste): {exc}") from exc
+            raise UserInputError(f"--assets needs a renderer that pastes real objects (renderer: copy_paste): "
+                                 f"{exc}") from exc
         update["renderer"] = block
     return config.model_copy(update=update) if update else config

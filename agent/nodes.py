@@ -568,6 +568,8 @@ def export(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
         samples = (s.model_copy(update={"rating": ratings[s.id]}) for s in samples)
     deps.report("exporting")
     with deps.timers.phase("export"):
+        section = deps.sampler.report(deps.out_dir, spec)  # e.g. layout statistics against the user's reference
         export_all(deps.out_dir, spec, samples, rejected_rows=iter_rejected(deps.work_dir),
-                   extra={"stop_reason": state.get("stop_reason", "")}, executor=deps.executor)
+                   extra={"stop_reason": state.get("stop_reason", "")}, executor=deps.executor,
+                   sections=[section] if section else [])
     return {"exported": True}

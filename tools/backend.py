@@ -132,6 +132,8 @@ class BackendBlock(BaseModel):
             if "backend" not in value:
                 raise ValueError("a backend block needs a 'backend' key naming the backend, "
                                  "e.g. {backend: compositor}")
+            if set(value) == {"backend", "options"} and isinstance(value["options"], dict):
+                return value  # built in code: BackendBlock(backend=..., options={...})
             options = {k: v for k, v in value.items() if k != "backend"}
             return {"backend": value["backend"], "options": options}
         raise ValueError(f"a backend is a name or a block {{backend: NAME, ...options}}, not {type(value).__name__}")

@@ -195,6 +195,10 @@ class CardExporter(BaseExporter):
 
     id = "card"
 
+    def __init__(self, sections: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.sections = list(sections)
+
     def setup(self, out_dir: Path, spec: TaskSpec) -> None:
         """Start a new card for `out_dir`."""
         super().setup(out_dir, spec)
@@ -225,6 +229,7 @@ class CardExporter(BaseExporter):
         if self.figures:
             md.append("\n## Timings and figures\n")
             md.append(_table(["figure", "value"], [[_fmt_value(k), _fmt_value(v)] for k, v in self.figures.items()]))
+        md += self.sections
         realism = realism_section(self.out_dir)
         if realism:
             md.append(realism)

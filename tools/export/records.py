@@ -183,6 +183,7 @@ def export_all(
     extra: Mapping[str, Any] | None = None,
     card: bool = True,
     executor: Executor | None = None,
+    sections: Iterable[str] = (),
 ) -> dict[str, float]:
     """Write the finished dataset: spec.json, every format and task output, manifest.jsonl, rejected.jsonl,
     card.md.
@@ -196,7 +197,8 @@ def export_all(
     3. `rejected.jsonl` is written only when `rejected_rows` is given (the loop may own that file); the card
        counts the rows given, or else those of an existing rejected.jsonl.
     4. With an `executor`, the exporters work on each chunk, and close, concurrently (they share no files).
-    5. The card, written last, gets `extra` plus the timings of the exporters and records.
+    5. The card, written last, gets `extra` plus the timings of the exporters and records, and `sections`
+       (markdown other steps wrote, e.g. the reference layout report) before its sample grid.
     Returns the busy seconds of each step, e.g. {"export_coco_s": 0.12, ..., "records_s": 0.1, "card_s": 0.3}.
     """
     from synthloop.tools.export.card import CardExporter
@@ -207,7 +209,7 @@ def export_all(
     write_spec(out_dir, spec)
     steps = {f"export_{name}_s": _Timed(make_exporter(name)) for name in chosen}
     steps["records_s"] = _Timed(ManifestExporter())
-    card_exporter = CardExporter() if card else None
+    card_exporter = CardExporter(sections=sections) if card else None
     card_step = _Timed(card_exporter) if card_exporter is not None else None
     workers = [*steps.values(), *([card_step] if card_step else [])]
     _each(executor, workers, lambda t: t.run("setup", out_dir, spec))

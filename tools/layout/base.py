@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from synthloop.tools.backend import Backend, Capabilities
@@ -23,6 +24,10 @@ class LayoutSampler(Protocol):
         """Notes for the plan the user approves (e.g. classes a reference set does not cover)."""
         ...
 
+    def report(self, out_dir: Path, spec: TaskSpec) -> str | None:
+        """Write whatever the sampler measures about its layouts into `out_dir`; a card section (markdown)."""
+        ...
+
 
 class BaseLayoutSampler(Backend):
     """Defaults for layout samplers (id, options, capabilities, an empty review)."""
@@ -30,3 +35,7 @@ class BaseLayoutSampler(Backend):
     def review(self, spec: TaskSpec) -> list[str]:
         """Nothing to note."""
         return []
+
+    def report(self, out_dir: Path, spec: TaskSpec) -> str | None:
+        """Nothing to report."""
+        return None

@@ -154,7 +154,7 @@ class ProceduralLayoutSampler(BaseLayoutSampler):
                 x0 = int(rng.integers(0, width - bw + 1))
                 y0 = int(rng.integers(0, height - bh + 1))
                 candidate = (x0, y0, x0 + bw, y0 + bh)
-                if _acceptable(candidate, boxes, profile.max_occlusion):
+                if acceptable_placement(candidate, boxes, profile.max_occlusion):
                     box = candidate
                     break
             if box is None:
@@ -164,7 +164,7 @@ class ProceduralLayoutSampler(BaseLayoutSampler):
         return placed
 
 
-def _acceptable(
+def acceptable_placement(
     candidate: tuple[int, int, int, int], boxes: list[tuple[int, int, int, int]], limit: float
 ) -> bool:
     """True if putting `candidate` in front keeps every object behind it at most `limit` hidden."""

@@ -21,13 +21,21 @@ easy and hard sizes lie apart therefore depends on how varied the reference is. 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthloop.tools.backend import BackendError
 from synthloop.tools.class_names import normal_class_name
 from synthloop.tools.layout.base import BaseLayoutSampler
-from synthloop.tools.layout.procedural import MIN_BOX_PX, PROFILES, DifficultyProfile, _acceptable, spatial_relations
+from synthloop.tools.layout.procedural import (
+    MIN_BOX_PX,
+    PROFILES,
+    DifficultyProfile,
+    acceptable_placement,
+    spatial_relations,
+)
 from synthloop.tools.reference import LayoutPriors, ReferenceDataError, fit_priors, load_reference
 from synthloop.tools.types import Difficulty, Layout, LayoutObject, ObjectSpec, Task, TaskSpec
 
@@ -97,6 +105,19 @@ class ReferenceLayoutSampler(BaseLayoutSampler):
     def unmatched_classes(self, spec: TaskSpec) -> list[str]:
         """Spec classes the reference does not have: they fall back to the procedural distributions."""
         return [name for name, ref in self.class_map(spec).items() if ref is None]
+
+    def report(self, out_dir: Path, spec: TaskSpec) -> str | None:
+        """Distances between synthetic and reference statistics per class, before (procedural) and after
+        (this sampler): DIR/layout_prior.json, DIR/card_layout_prior.png, and the card section."""
+        from synthloop.tools.layout.reference_report import (
+            layout_prior_report,
+            layout_report_markdown,
+            write_layout_report,
+        )
+
+        report = layout_prior_report(spec, self, n=200, seed=spec.seed)
+        write_layout_report(out_dir, report, spec)
+        return layout_report_markdown(report)
 
     def review(self, spec: TaskSpec) -> list[str]:
         """Where each class's layout statistics come from, for classes the reference does not have."""
@@ -184,6 +205,6 @@ class ReferenceLayoutSampler(BaseLayoutSampler):
             if attempt:
                 shrink = 0.8 ** (attempt // 10) if required else 1.0
                 candidate = self._draw_box(ref, spec, profile, tilt, rng, shrink)
-            if _acceptable(candidate, boxes, profile.max_occlusion):
+            if acceptable_placement(candidate, boxes, profile.max_occlusion):
                 return candidate
         return None
