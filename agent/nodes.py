@@ -289,6 +289,13 @@ def _prefetch_next(deps: Deps, spec: TaskSpec, state: RunState, n: int) -> None:
     deps.prefetch.offer(jobs)
 
 
+def _render_fields(result: RenderResult) -> dict[str, Any]:
+    """What a sample records of its render: the renderer's provenance, and the difficulty it measured."""
+    score = result.info.get("difficulty_score")
+    return {"render_info": result.info,
+            "difficulty_score": float(score) if isinstance(score, int | float) and 0 <= score <= 1 else None}
+
+
 def render(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     """Render the batch (n candidates each under best-of-n) and write each image atomically; meanwhile the
     engine starts on the fresh samples that follow (pipelining: see agent/engines/prefetch.py)."""
@@ -309,7 +316,7 @@ def render(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
             deps.candidates[sample.id] = candidates
         backend = {**candidates[0].backend, "layout": deps.sampler.id}
         batch.append(sample.model_copy(update={"backend": backend, "prompt": candidates[0].prompt or sample.prompt,
-                                               "render_info": candidates[0].info})
+                                               **_render_fields(candidates[0])})
                      .model_dump(mode="json"))
     deps.report("rendered", n=len(batch))
     return {"batch": batch}
@@ -385,7 +392,7 @@ def select(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
             verdict = Verdict(judge="select.best_of_n", decision=Decision.accept,
                               reasons=[f"candidate {k} of {n} won {wins} of {len(matches)} comparisons"],
                               scores={"candidate": float(k), "wins": float(wins), "matches": float(len(matches))})
-            chosen = items[winner].sample.model_copy(update={"verdicts": [verdict]})
+            chosen = items[winner].sample.model_copy(update={"verdicts": [verdict], **_render_fields(renders[k])})
             if k != 0 and LANGUAGE_TASKS & set(spec.tasks) and chosen.annotation is not None:
                 chosen = chosen.model_copy(update={"annotation": _with_language(
                     deps, spec, chosen, chosen.annotation, renders[k].image)})
