@@ -196,7 +196,8 @@ def test_a_reference_set_uploaded_in_the_page_anchors_the_next_run(browser: Any,
         page.set_input_files("#refset-file", str(bad))
         page.wait_for_selector("#error:has-text('refused')")
         assert "\n" not in page.text_content("#error")
-        assert page.text_content("#data-reference").startswith("reference setnone")
+        assert page.text_content("#data-reference") == "reference setnone"
+        assert page.text_content("#data-assets") == "cut-outsnone"
 
         # 2. the good set: the sidebar shows it active, the next run names it and its plan says where cups come from
         page.set_input_files("#refset-file", str(archive))
@@ -219,6 +220,7 @@ def test_a_reference_set_uploaded_in_the_page_anchors_the_next_run(browser: Any,
         assert origins and all(o.startswith("cup: coco:instances.json#") for o in origins if o.startswith("cup"))
         assert "(coco, user-provided" in origins[0]
         assert "cup: coco:" in first.locator("img").get_attribute("title")
+        _shoot(page, "ui-origins.png", "#results")
 
         # 4. clearing it: the next run is not anchored any more
         page.click("#data-reference button:has-text('clear')")

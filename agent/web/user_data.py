@@ -20,10 +20,11 @@ uploaded cut-out set replaces `--assets`.
 Reference images reach the renderer as a per-run snapshot: when a run starts, the images in references/ are
 copied into reference_snapshots/<sha of their names and contents>/ (shared by runs with the same images, never
 written again) and the run config names that folder. A later upload or a clear therefore never changes a run
-that resumes: same config, same files, same bytes. A renderer that declares `uses_references` gets
-`references: <snapshot>`; otherwise one with a `backgrounds_dir` option (copy_paste) uses them as background
-photographs; otherwise the run's conversation says that the renderer does not use them. A config that already
-sets that option keeps it, and the conversation says the uploads are not used.
+that resumes: same config, same files, same bytes. The snapshot sits beside the runs rather than in the run
+folder because the runner starts a new run only in an empty folder. A renderer that declares `uses_references`
+gets `references: <snapshot>`; otherwise one with a `backgrounds_dir` option (copy_paste) uses them as
+background photographs; otherwise the run's conversation says that the renderer does not use them. A config
+that already sets that option keeps it, and the conversation says the uploads are not used.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def _relative(message: str, root: Path) -> str:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
+    if folder.is_symlink() or not folder.is_dir():  # uploads never make links: one would lead out of the workspace
         return []
     return sorted(p for p in folder.iterdir()
                   if p.is_file() and not p.is_symlink() and p.suffix.lower() in IMAGE_SUFFIXES)

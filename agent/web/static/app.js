@@ -466,11 +466,11 @@ function setSummary(set) {
 }
 
 function dataRow(id, label, value, detail, clear, warn = false) {
-  $(id).replaceChildren(el("span", { class: "data-label", text: label }),
+  $(id).replaceChildren(...[el("span", { class: "data-label", text: label }),
     el("span", { class: "data-value", text: value }),
     clear ? el("button", { type: "button", class: "small", text: "clear", title: `clear the ${label}`,
       onclick: clear }) : null,
-    detail ? el("span", { class: `data-detail${warn ? " warn" : ""}`, text: detail }) : null);
+    detail ? el("span", { class: `data-detail${warn ? " warn" : ""}`, text: detail }) : null].filter(Boolean));
 }
 
 function renderUserData(status) {
