@@ -30,6 +30,7 @@ from ui_server import free_port, ui_server
 from synthloop.agent.config import RunConfig
 from synthloop.agent.web.safety import UnsafeRequest
 from synthloop.agent.web.server import create_app
+from synthloop.agent.web.user_data import UserData
 from synthloop.agent.web.zips import ZipLimits, extract_zip
 from synthloop.tools.backend import Capabilities
 from synthloop.tools.render.base import RenderResult
@@ -345,6 +346,45 @@ def test_copy_paste_uses_reference_images_as_backgrounds(tmp_path: Path) -> None
     samples = _finish(http, run_id)
     assert samples and all(s["origins"]["background"] == "user" and s["origins"]["background_file"] == name
                            for s in samples)
+
+
+def test_uploaded_reference_images_replace_the_configs_folder(tmp_path: Path) -> None:
+    configured = tmp_path / "backgrounds"
+    configured.mkdir()
+    (configured / "street.png").write_bytes(_png((90, 90, 90)))
+    workspace = tmp_path / "ws"
+    http = _page(workspace, RunConfig(batch_size=4, renderer={"backend": "copy_paste",
+                                                              "backgrounds_dir": str(configured)}))
+    assert http.get("/api/user-data").json()["configured"] == {"backgrounds_dir": str(configured)}
+    first, _ = _run(http)
+    assert _run_config(workspace, first)["renderer"]["backgrounds_dir"] == str(configured)  # nothing uploaded
+    http.post("/api/references", content=_png(RED), headers=ZIP)
+    second, state = _run(http)
+    snapshot = Path(_run_config(workspace, second)["renderer"]["backgrounds_dir"])
+    assert snapshot.parent == workspace / "reference_snapshots"
+    notes = [e["text"] for e in state["events"] if e.get("note")]
+    assert len(notes) == 1 and notes[0].startswith("the 1 uploaded reference image serves as background photographs")
+    assert notes[0].endswith(f"instead of the config's {configured})")
+
+
+def test_the_diffusion_renderer_takes_them_through_its_ip_adapter(tmp_path: Path) -> None:
+    """The real diffusion options (nothing is loaded): `references` needs `ip_adapter`, and the note says so."""
+    workspace = tmp_path / "ws"
+    (workspace / "references").mkdir(parents=True)
+    (workspace / "references" / "style.png").write_bytes(_png(BLUE))
+    plain = RunConfig(renderer={"backend": "diffusion", "model": "org/some-model"})
+    config, notes = UserData(workspace, plain).run_config()
+    assert config.renderer == plain.renderer and len(notes) == 1 and notes[0].warning
+    assert "needs `ip_adapter`" in notes[0].text
+
+    configured = tmp_path / "styles"
+    configured.mkdir()
+    adapter = RunConfig(renderer={"backend": "diffusion", "model": "org/some-model", "ip_adapter": "h94/IP-Adapter",
+                                  "references": str(configured)})
+    config, notes = UserData(workspace, adapter).run_config()
+    snapshot = Path(config.renderer.options["references"])
+    assert [p.name for p in snapshot.iterdir()] == ["style.png"] and config.renderer.options["ip_adapter"]
+    assert not notes[0].warning and "reference / style images" in notes[0].text
 
 
 def test_a_renderer_without_references_says_so(tmp_path: Path) -> None:

@@ -23,8 +23,9 @@ written again) and the run config names that folder. A later upload or a clear t
 that resumes: same config, same files, same bytes. The snapshot sits beside the runs rather than in the run
 folder because the runner starts a new run only in an empty folder. A renderer that declares `uses_references`
 gets `references: <snapshot>`; otherwise one with a `backgrounds_dir` option (copy_paste) uses them as
-background photographs; otherwise the run's conversation says that the renderer does not use them. A config
-that already sets that option keeps it, and the conversation says the uploads are not used.
+background photographs; otherwise the run's conversation says that the renderer does not use them. Uploaded
+images replace a folder the config gives for that option (as the sets replace `--assets` / `--reference-*`);
+clearing them brings the config's folder back.
 """
 
 from __future__ import annotations
@@ -305,16 +306,16 @@ class UserData:
             return config, RunNote(f"renderer '{renderer.backend}' does not use reference images: {what} {are} not "
                                    "used in this run", warning=True)
         option, role = route
-        if renderer.options.get(option):
-            return config, RunNote(f"{what} {are} not used: the run config already sets the renderer's `{option}` "
-                                   f"({renderer.options[option]})", warning=True)
+        replaced = renderer.options.get(option)  # uploads replace the config's folder, as sets replace --assets
         target = folder or self.workspace / REFERENCES_DIR
         block = BackendBlock.model_validate({"backend": renderer.backend, **renderer.options, option: str(target)})
         try:
             RENDERERS.check(block)
         except BackendError as exc:
-            return config, RunNote(f"{what} {are} not used: {exc}", warning=True)
+            why = str(exc).replace(" option 'options': ", ": ").replace("Value error, ", "")  # a whole-options check
+            return config, RunNote(f"{what} {are} not used: {why}", warning=True)
         where = f"; snapshot {target.relative_to(self.workspace).as_posix()}" if folder else ""
+        where += f"; instead of the config's {replaced}" if replaced else ""
         return (config.model_copy(update={"renderer": block}),
                 RunNote(f"{what} {'serves' if count == 1 else 'serve'} as {role} (renderer {renderer.backend}, "
                         f"option `{option}`{where})"))
