@@ -222,13 +222,25 @@ def test_a_reference_set_uploaded_in_the_page_anchors_the_next_run(browser: Any,
         assert "cup: coco:" in first.locator("img").get_attribute("title")
         _shoot(page, "ui-origins.png", "#results")
 
-        # 4. clearing it: the next run is not anchored any more
+        # 4. clearing it: the next run is not anchored any more; what the renderer cannot draw is named before
+        #    approval next to where the objects come from
         page.click("#data-reference button:has-text('clear')")
         page.wait_for_selector("#data-reference:has-text('none')")
+        spec_file = tmp_path / "watercolour.yaml"
+        spec_file.write_text("objects: [{name: cup}]\nn_images: 2\nwidth: 96\nheight: 96\n"
+                             "style: watercolour painting\n")
+        page.set_input_files("#spec-file", str(spec_file))
+        page.wait_for_selector("#spec-table tr:has(th:text-is('cannot deliver')) .notice:has-text('watercolour')")
+        later = page.locator("#spec-table tr:has(th:text-is('objects from')) li").all_text_contents()
+        assert any(n.startswith("cup: ") and "your COCO data" not in n for n in later)
+        assert page.is_enabled("#approve")
+        page.click("#cancel")
+        page.wait_for_selector("#status:text-is('cancelled')")
         page.close()
         assert errors == []
     assert not (workspace / "outside.png").exists() and not (tmp_path / "outside.png").exists()
-    (run_dir,) = [p for p in workspace.iterdir() if (p / ".work" / "run.json").is_file()]
-    layout = json.loads((run_dir / ".work" / "run.json").read_text())["config"]["layout"]
-    assert layout["backend"] == "reference" and layout["coco"].endswith("/files/instances.json")
+    runs = sorted(p for p in workspace.iterdir() if (p / ".work" / "run.json").is_file())
+    layouts = [json.loads((run / ".work" / "run.json").read_text())["config"]["layout"] for run in runs]
+    assert len(layouts) == 2 and layouts[0]["backend"] == "reference"  # names sort by start time
+    assert layouts[0]["coco"].endswith("/files/instances.json") and layouts[1] == "procedural"
     assert json.loads((workspace / "user_data.json").read_text())["reference"] is None

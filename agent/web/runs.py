@@ -13,6 +13,8 @@ Resume button continues it from its checkpoint (a run that was waiting for appro
 Run ids are `YYYYmmdd-HHMMSS-slug-RANDOM` (64 random bits: not guessable from the request or the time), and each
 run's folder is created with an exclusive mkdir under the manager's lock, so simultaneous requests never share a
 folder. At most `max_active` runs are active (planning, waiting or generating) at once; more are refused (429).
+Each new run's config is the server's with the user's uploaded data put in (`user_data.py`: the active reference
+set and cut-outs, a snapshot of the reference images); its conversation opens with how the run uses that data.
 """
 
 from __future__ import annotations
