@@ -154,6 +154,14 @@ def test_an_uploaded_reference_set_anchors_the_next_runs_until_cleared(tmp_path:
     cups = [o for s in samples for o in s["origins"]["objects"] if o["category"] == "cup"]
     assert cups and all(o["source"] == "coco" and o["asset"].startswith("coco:") and o["licence"] for o in cups)
 
+    # COCO's own layout (annotations/ beside train2017/) is found too
+    coco_file, images_dir = make_coco(tmp_path / "coco-layout")
+    layout = _zip({"annotations/instances_train.json": coco_file,
+                   **{f"train2017/{p.name}": p for p in images_dir.iterdir()}})
+    other = http.post("/api/reference-data?name=coco.zip", content=layout, headers=ZIP).json()["set"]
+    assert (other["coco"], other["images"]) == ("annotations/instances_train.json", "train2017")
+    assert http.post("/api/reference-data", content=data, headers=ZIP).json()["reference"]["id"] == stored["id"]
+
     cleared = http.delete("/api/reference-data")
     assert cleared.status_code == 200 and cleared.json()["reference"] is None
     assert folder.is_dir()  # clearing deactivates; a stopped run naming the set can still resume

@@ -84,17 +84,19 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _images_folder(json_path: Path, root: Path) -> Path:
-    """The folder the COCO file's `file_name`s are relative to: beside the JSON, its images/ subfolder, the
-    zip's top or its images/ folder, whichever holds the most of them (beside the JSON when unreadable)."""
-    candidates = list(dict.fromkeys([json_path.parent, json_path.parent / "images", root, root / "images"]))
+    """The folder the COCO file's `file_name`s are relative to: of the JSON's folder, its images/ subfolder, the
+    zip's top, its images/ folder and then every other folder (COCO's own annotations/ + train2017/), the first
+    that holds the most of the first 20 names (the JSON's folder when it cannot be read)."""
+    preferred = [json_path.parent, json_path.parent / "images", root, root / "images"]
+    candidates = [f for f in dict.fromkeys([*preferred, *sorted(p for p in root.rglob("*") if p.is_dir())])
+                  if f.is_dir()]
     try:
         names = [str(entry.get("file_name", "")) for entry in json.loads(json_path.read_text("utf-8"))["images"]
-                 if isinstance(entry, dict)]
+                 if isinstance(entry, dict)][:20]
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return json_path.parent
-    counts = [sum(1 for n in names if n and (folder / n).is_file()) if folder.is_dir() else -1
-              for folder in candidates]
-    return candidates[counts.index(max(counts))]
+    counts = [sum(1 for n in names if n and (folder / n).is_file()) for folder in candidates]
+    return candidates[counts.index(max(counts))] if max(counts) > 0 else json_path.parent
 
 
 def _renderer_option_for_references(renderer: Any) -> tuple[str, str] | None:
