@@ -331,7 +331,7 @@ def _with_metrics(histogram: Any, report: AgreementReport) -> Any:
     row, left, width = 22, 190, histogram.width
     panel = Image.new("RGB", (width, 30 + row * len(report.metrics)), "white")
     draw = ImageDraw.Draw(panel)
-    draw.text((8, 8), "agreement with the labellers (95% bootstrap intervals; axis −1 … 1)", fill="black")
+    draw.text((8, 8), "agreement with the labellers (95% bootstrap intervals; axis -1 to 1)", fill="black")
     span = width - left - 30
 
     def x(value: float) -> float:

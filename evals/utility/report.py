@@ -87,7 +87,7 @@ def draw_comparisons(report: UtilityReport) -> bytes:
             draw.line([hi, y0 + 4, hi, y0 + row - 6], fill=_DIFF)
             draw.text((width - right + 10, y0 + 3), f"{e['map']:.3f} {_interval(e)}", fill=_DIFF)
         verdict = "separated" if c["separated"] else "overlaps 0"
-        draw.text((width - right + 10, y + 18 + 2 * row), f"a − b {c['difference']:+.3f} {_interval(c)} {verdict}",
+        draw.text((width - right + 10, y + 18 + 2 * row), f"a - b {c['difference']:+.3f} {_interval(c)} {verdict}",
                   fill=_A if c["low"] > 0 else _DIFF)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
