@@ -22,6 +22,7 @@ from synthloop.tools.annotate.base import Annotator
 from synthloop.tools.critic.base import Judge
 from synthloop.tools.critic.duplicates import DuplicateIndex
 from synthloop.tools.critic.pairwise import PairwiseJudge
+from synthloop.tools.export.session import ExportSession
 from synthloop.tools.layout.base import LayoutSampler
 from synthloop.tools.llm.client import LLMClient
 from synthloop.tools.render.base import Renderer, RenderResult
@@ -80,6 +81,9 @@ class Deps:
     candidates: dict[str, list[RenderResult]] = field(default_factory=dict)  # best-of-n renders, by sample id
     # Renders of the next fresh samples, started while the current batch is judged (pipelining); None = off.
     prefetch: RenderPrefetch | None = None
+    # The dataset being exported while the loop runs: kept samples are added as they are kept, the export node
+    # closes it. Opened on first use in a process (`store.export_session`), rebuilt from the kept records.
+    export_session: ExportSession | None = None
 
     @property
     def work_dir(self) -> Path:

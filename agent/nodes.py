@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -25,13 +24,13 @@ from synthloop.agent.engines.prefetch import PrefetchJob
 from synthloop.agent.errors import UserInputError
 from synthloop.agent.state import RunState, Slot
 from synthloop.agent.store import (
-    iter_kept,
+    add_kept,
+    drop_export_session,
+    export_session,
     iter_rejected,
     kept_ids,
-    observe_kept,
     read_kept,
     record_rejection,
-    write_kept,
 )
 from synthloop.tools.annotate.base import AnnotateRequest
 from synthloop.tools.annotate.language import add_language_labels
@@ -42,7 +41,8 @@ from synthloop.tools.critic.ensemble import combine
 from synthloop.tools.critic.rank import rank_samples
 from synthloop.tools.critic.repair import RepairAction, drop_instances, plan_repair
 from synthloop.tools.export.edits import EDITS_DIR
-from synthloop.tools.export.records import export_all, write_spec
+from synthloop.tools.export.records import write_spec
+from synthloop.tools.export.session import ExportSession
 from synthloop.tools.io import atomic_write_bytes, atomic_write_json, atomic_write_png, encode_png
 from synthloop.tools.render.base import RenderRequest, RenderResult, can_edit_images, edit_provenance
 from synthloop.tools.seeding import derive_seed, split_for_index
@@ -491,10 +491,20 @@ def critique(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
     (the edited image annotated again and judged once more; `_edit_in_place`); one asking for a re-render (or
     an image change without an editor, or an edit the critic still refuses) queues the next attempt with the
     same layout and a new seed; anything else (and every reject) queues a new layout. Attempts stop at the
-    spec's per-image budget.
+    spec's per-image budget. A kept sample goes to the run's export session at once (exported in the background
+    while the next batch renders); a failed step drops the session, to be rebuilt from the records.
     """
     deps = _deps(runtime)
     spec = _spec(state)
+    try:
+        return _critique_batch(deps, spec, state, export_session(deps, spec))
+    except BaseException:
+        drop_export_session(deps)
+        raise
+
+
+def _critique_batch(deps: Deps, spec: TaskSpec, state: RunState, session: ExportSession) -> dict[str, Any]:
+    """The critique node's work (see `critique`), kept samples added to `session`."""
     samples = sorted((Sample.model_validate(s) for s in state["batch"]), key=lambda s: s.index)
     kept, rejected = state.get("kept", 0), state.get("rejected", 0)
     retries: list[Slot] = list(state.get("retry_slots", []))
@@ -517,8 +527,7 @@ def critique(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
                     action = None if decision == Decision.accept else action
         with deps.timers.phase("store"):
             if decision == Decision.accept:
-                write_kept(deps.work_dir, sample)
-                observe_kept(deps, sample)
+                add_kept(deps, session, sample)
                 kept += 1
                 deps.report("kept", id=sample.id)
                 continue
@@ -558,25 +567,26 @@ def _rank(deps: Deps, spec: TaskSpec, ids: list[str]) -> dict[str, float]:
 
 
 def export(state: RunState, runtime: Runtime[Deps]) -> dict[str, Any]:
-    """Rank the kept samples (when asked), then write every requested format, the manifest, rejected.jsonl and
-    the dataset card. Samples and rejected rows stream from their records one at a time (sorted on disk), so
+    """Rank the kept samples (when asked), then close the run's export session: the per-sample files were
+    written as samples were kept; what needs the final set (COCO ids and arrays, the manifest with the ratings,
+    rejected.jsonl, the card) is written now. Samples and rejected rows stream from disk (sorted there), so
     memory does not grow with the size of the run."""
     deps = _deps(runtime)
     spec = _spec(state)
-    ratings: dict[str, float] = {}
-    if deps.config.rank_matches_per_sample > 0:
-        ids = list(kept_ids(deps.work_dir))
-        if len(ids) > 1:
-            deps.report("ranking", n=len(ids))
-            with deps.timers.phase("rank"):
-                ratings = _rank(deps, spec, ids)
-    samples: Iterator[Sample] = iter_kept(deps.work_dir)
-    if ratings:
-        samples = (s.model_copy(update={"rating": ratings[s.id]}) for s in samples)
-    deps.report("exporting")
-    with deps.timers.phase("export"):
-        section = deps.sampler.report(deps.out_dir, spec)  # e.g. layout statistics against the user's reference
-        export_all(deps.out_dir, spec, samples, rejected_rows=iter_rejected(deps.work_dir),
-                   extra={"stop_reason": state.get("stop_reason", "")}, executor=deps.executor,
-                   sections=[section] if section else [])
+    try:
+        session = export_session(deps, spec)  # opened here when this process kept nothing (a resume, say)
+        ratings: dict[str, float] = {}
+        if deps.config.rank_matches_per_sample > 0:
+            ids = list(kept_ids(deps.work_dir))
+            if len(ids) > 1:
+                deps.report("ranking", n=len(ids))
+                with deps.timers.phase("rank"):
+                    ratings = _rank(deps, spec, ids)
+        deps.report("exporting")
+        with deps.timers.phase("export"):
+            section = deps.sampler.report(deps.out_dir, spec)  # e.g. layout statistics against the user's reference
+            session.close(rejected_rows=iter_rejected(deps.work_dir), ratings=ratings,
+                          extra={"stop_reason": state.get("stop_reason", "")}, sections=[section] if section else [])
+    finally:
+        drop_export_session(deps)
     return {"exported": True}

@@ -35,7 +35,7 @@ from synthloop.agent.engines import check_engine, make_engine
 from synthloop.agent.engines.prefetch import RenderPrefetch
 from synthloop.agent.errors import UserInputError
 from synthloop.agent.graph import build_graph
-from synthloop.agent.store import restore_from_checkpoint
+from synthloop.agent.store import drop_export_session, restore_from_checkpoint
 from synthloop.tools.critic.duplicates import DuplicateIndex
 from synthloop.tools.io import atomic_write_json
 from synthloop.tools.types import TaskSpec
@@ -120,6 +120,15 @@ def build_deps(
         llm_client=make_language_llm(config), vlm_client=make_vlm_client(config.vlm) if config.vlm else None,
     )
     return deps
+
+
+def _release(deps: Deps) -> None:
+    """End what a run holds when it stops: an export session still open (a run stopped before its export: its
+    background adds stop; a resume rebuilds it from the records), then the engine."""
+    try:
+        drop_export_session(deps)
+    finally:
+        deps.engine.close()
 
 
 def _no_planner(request: str) -> TaskSpec:
@@ -252,7 +261,7 @@ def start_run(
         try:
             return _drive(out_dir, thread_id, first_input, deps, on_interrupt)
         finally:
-            deps.engine.close()
+            _release(deps)
 
 
 def read_run_file(out_dir: Path) -> dict[str, Any]:
@@ -318,4 +327,4 @@ def resume_run(
         try:
             return _drive(out_dir, run["thread_id"], None, deps, on_interrupt)
         finally:
-            deps.engine.close()
+            _release(deps)

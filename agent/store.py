@@ -6,6 +6,12 @@ Layout inside the output directory (hidden work area, removed from nothing: resu
     rejected/{id}-a{k}.png            the rejected attempt's image, kept for inspection
 A crash between two writes leaves either the old or the new file, and re-running the batch rewrites the
 same content, so a resumed run neither loses nor duplicates a sample.
+
+The dataset itself is exported while the loop runs (`export_session`): each kept sample goes to the run's
+export session as it is kept, and the export node closes it. The session lives in memory; a process that
+opens it (a resumed run) first feeds it every sample the records hold, so it sees what an uninterrupted run's
+session saw. Per-sample files a killed process wrote for a sample that is not kept in the end are removed when
+the session closes (each exporter removes the files it did not write in this session).
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from synthloop.tools.export.session import ExportSession
 from synthloop.tools.export.streaming import SortedSpool
 from synthloop.tools.io import atomic_write_json
-from synthloop.tools.types import Sample
+from synthloop.tools.types import Sample, TaskSpec
 
 if TYPE_CHECKING:
     from synthloop.agent.deps import Deps
@@ -29,9 +36,12 @@ def kept_path(work_dir: Path, sample_id: str) -> Path:
     return work_dir / "kept" / f"{sample_id}.json"
 
 
-def write_kept(work_dir: Path, sample: Sample) -> None:
-    """Record a kept sample."""
-    atomic_write_json(kept_path(work_dir, sample.id), sample.model_dump(mode="json"))
+def write_kept(work_dir: Path, sample: Sample) -> bool:
+    """Record a kept sample; True when it had no record yet."""
+    path = kept_path(work_dir, sample.id)
+    new = not path.exists()
+    atomic_write_json(path, sample.model_dump(mode="json"))
+    return new
 
 
 def rejected_row(sample: Sample, image_path: str) -> dict[str, Any]:
@@ -70,13 +80,50 @@ def observe_kept(deps: Deps, sample: Sample) -> None:
             judge.observe(sample)
 
 
+def export_session(deps: Deps, spec: TaskSpec) -> ExportSession:
+    """The run's export session (`deps.export_session`), opened on first use in this process: it is fed, in the
+    background on `deps.executor`, every sample already recorded as kept (on resume, exactly those the
+    checkpoint counts: `restore_from_checkpoint` removed the others). Samples kept later are added with
+    `add_kept`; the export node closes it."""
+    if deps.export_session is None:
+        session = ExportSession(deps.out_dir, spec, executor=deps.executor, background=deps.executor)
+        try:
+            for sample in iter_kept(deps.work_dir):
+                session.submit(sample)
+        except BaseException:
+            session.discard()
+            raise
+        deps.export_session = session
+    return deps.export_session
+
+
+def add_kept(deps: Deps, session: ExportSession, sample: Sample) -> None:
+    """Keep a sample: its record, the stateful judges, and (in the background) the export session. A sample
+    that already had a record (a step run again in the same process, after a failure) is in the session
+    already: it was fed when the session opened."""
+    new = write_kept(deps.work_dir, sample)
+    observe_kept(deps, sample)
+    if new:
+        session.submit(sample)
+
+
+def drop_export_session(deps: Deps) -> None:
+    """End the run's export session without writing more (a failed step, or the end of the process): the
+    next use opens it again from the records."""
+    session, deps.export_session = deps.export_session, None
+    if session is not None:
+        session.discard()
+
+
 def restore_from_checkpoint(deps: Deps, in_flight: list[dict[str, Any]]) -> None:
     """Make the records agree with the last checkpoint, then rebuild the stateful judges from them.
 
     The checkpoint is saved after a node finishes, records while it runs: records of samples still in flight
     (the checkpoint's `batch`) were written by a step that did not finish, and that step runs again. They are
     removed first, so the stateful judges (class balance, duplicates) see exactly the samples the checkpoint
-    counts as kept, and the re-run step decides as the uninterrupted run did.
+    counts as kept, and the re-run step decides as the uninterrupted run did. The export files such a step
+    wrote are left: the export session, rebuilt from the kept records (`export_session`), writes the same bytes
+    again for the samples kept again, and removes the others' when it closes.
     """
     work_dir, out_dir = deps.work_dir, deps.out_dir
     for sample in in_flight:

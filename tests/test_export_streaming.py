@@ -19,6 +19,7 @@ from synthloop.tools.export.card_stats import ValueHistogram
 from synthloop.tools.export.card_tasks import Smallest
 from synthloop.tools.export.coco import build_coco
 from synthloop.tools.export.records import export_all
+from synthloop.tools.export.session import ExportSession
 from synthloop.tools.export.streaming import (
     DuplicateKeyError,
     JsonArray,
@@ -195,3 +196,69 @@ def test_a_sample_given_twice_is_refused(tmp_path: Path) -> None:
     samples = make_samples(tmp_path, 3)
     with pytest.raises(ValueError, match="twice"):
         export_all(tmp_path, make_spec(formats=("coco",)), [*samples, samples[0]], card=False)
+
+
+# --------------------------------------------------------------------------------------------- export sessions
+
+
+def _same_tree(out: Path, ref_out: Path) -> list[str]:
+    """Names of the files that differ between two exports (data.yaml holds its own absolute path)."""
+    got, want = _tree(out), _tree(ref_out)
+    here, there = str(out.resolve()).encode(), str(ref_out.resolve()).encode()
+    want["yolo/data.yaml"] = want["yolo/data.yaml"].replace(there, here)
+    assert got.keys() == want.keys()
+    return [name for name in want if got[name] != want[name]]
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_session_fed_as_samples_are_kept_writes_the_bytes_of_export_all(
+    reference: tuple[Path, list[Sample]], tmp_path: Path, background: bool
+) -> None:
+    ref_out, _ = reference
+    out = tmp_path / "ds"
+    samples = make_samples(out, 24, rich=True)
+    random.Random(3).shuffle(samples)  # kept in the order the loop decides them, not by id
+    with ThreadPoolExecutor(2) as pool:
+        session = ExportSession(out, make_spec(formats=FORMATS, tasks=ALL_TASKS), executor=pool,
+                                background=pool if background else None, max_pending=4)
+        for sample in samples:
+            session.submit(sample)
+        session.close(rejected_rows=iter(rejected_rows()), extra={"stop_reason": "done"})
+    assert _same_tree(out, ref_out) == []
+
+
+def test_ratings_given_at_close_are_those_of_rated_samples(tmp_path: Path) -> None:
+    spec = make_spec(formats=("coco",))
+    rated_out, session_out = tmp_path / "rated", tmp_path / "session"
+    ratings = {s.id: 1000.0 + s.index for s in make_samples(rated_out, 6)}
+    export_all(rated_out, spec, [s.model_copy(update={"rating": ratings[s.id]})
+                                 for s in make_samples(rated_out, 6)], card=False)
+    session = ExportSession(session_out, spec, card=False)
+    for sample in make_samples(session_out, 6):
+        session.add(sample)
+    session.close(ratings=ratings)
+    assert (session_out / "manifest.jsonl").read_bytes() == (rated_out / "manifest.jsonl").read_bytes()
+    assert all(json.loads(line)["rating"] >= 1000 for line in (session_out / "manifest.jsonl").open())
+
+
+def test_a_failed_background_add_is_raised_to_the_session_user(tmp_path: Path) -> None:
+    samples = make_samples(tmp_path, 3)
+    with ThreadPoolExecutor(1) as pool:
+        session = ExportSession(tmp_path, make_spec(formats=("coco",)), card=False, background=pool)
+        session.submit(samples[0])
+        session.submit(samples[0])  # the second add of one id fails in the background
+        with pytest.raises(ValueError, match="twice"):
+            session.close()
+
+
+def test_a_discarded_session_writes_nothing_more_and_cannot_close(tmp_path: Path) -> None:
+    samples = make_samples(tmp_path, 4)
+    with ThreadPoolExecutor(1) as pool:
+        session = ExportSession(tmp_path, make_spec(formats=("coco",)), card=False, background=pool)
+        for sample in samples:
+            session.submit(sample)
+        session.discard()
+    assert not (tmp_path / "manifest.jsonl").exists()
+    assert not (tmp_path / "annotations").exists() or not any((tmp_path / "annotations").iterdir())
+    with pytest.raises(RuntimeError, match="closed"):
+        session.close()

@@ -12,7 +12,7 @@ from synthloop.agent.config import RunConfig
 from synthloop.agent.errors import UserInputError
 from synthloop.agent.runner import resume_run, start_run
 from synthloop.tools.critic.base import BaseJudge, JudgeInput
-from synthloop.tools.types import Decision, ExportFormat, ObjectSpec, Task, TaskSpec, Verdict
+from synthloop.tools.types import Decision, ExportFormat, ObjectSpec, Question, Task, TaskSpec, Verdict
 
 SPEC = TaskSpec(
     objects=[ObjectSpec(name="cup", min_count=1, max_count=2), ObjectSpec(name="plate", min_count=0, max_count=2)],
@@ -60,7 +60,7 @@ def test_request_runs_through_the_whole_loop_with_approval(tmp_path: Path) -> No
 
 
 def test_a_question_is_answered_then_planned_again(tmp_path: Path) -> None:
-    unclear = SPEC.model_copy(update={"questions": ["Which objects should the images contain?"]})
+    unclear = SPEC.model_copy(update={"questions": [Question(text="Which objects should the images contain?")]})
     planner = ScriptedPlanner(unclear, SPEC)
     replies = iter([{"action": "answer", "text": "cups and plates"}, {"action": "approve"}])
     summary = start_run(tmp_path / "out", CONFIG, request="some images", planner=planner,
@@ -76,7 +76,7 @@ def test_cancel_ends_the_run_without_generating(tmp_path: Path) -> None:
 
 
 def test_auto_approve_refuses_a_spec_with_an_open_question(tmp_path: Path) -> None:
-    unclear = SPEC.model_copy(update={"questions": ["Which objects should the images contain?"]})
+    unclear = SPEC.model_copy(update={"questions": [Question(text="Which objects should the images contain?")]})
     with pytest.raises(UserInputError, match="Which objects"):
         start_run(tmp_path / "out", CONFIG, request="some images", planner=ScriptedPlanner(unclear),
                   auto_approve=True)

@@ -2,8 +2,8 @@
 
 Exporters keep memory flat in the number of samples: a sample's own files are written when it arrives, and
 what a format gathers over many samples (COCO arrays, per-split lists, the names of written files) goes to
-temporary files on disk (`streaming`), never into lists. Samples may arrive in any order; `export_all` gives
-them in id order, the order the outputs are written in, so nothing needs sorting at close.
+temporary files on disk (`streaming`), never into lists. Samples may arrive in any order (the loop's export
+session gets them as they are kept; `export_all` in id order): what is written in id order is sorted on disk.
 """
 
 from __future__ import annotations

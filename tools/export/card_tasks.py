@@ -22,6 +22,7 @@ from synthloop.tools.types import Sample, Task, TaskSpec
 
 EXAMPLES = 3
 HISTOGRAM_BINS = 10
+AGREEMENT_UNITS = 10**9  # agreements are summed in billionths: the mean does not depend on the samples' order
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -85,7 +86,7 @@ class TaskStats:
         self.pixels: Counter[int] = Counter()
         # certificates
         self.certified = self.below = 0
-        self.agreement_sum, self.agreement_min = 0.0, 1.0
+        self.agreement_sum_nano, self.agreement_min = 0, 1.0  # the sum in integer units: exact in any order
         self.agreement_bins = [0] * HISTOGRAM_BINS
         self.certificate_sources: Counter[str] = Counter()
 
@@ -127,7 +128,7 @@ class TaskStats:
                 continue
             agreement = inst.certificate.agreement
             self.certified += 1
-            self.agreement_sum += agreement
+            self.agreement_sum_nano += round(agreement * AGREEMENT_UNITS)
             self.agreement_min = min(self.agreement_min, agreement)
             self.below += agreement < IGNORE_BELOW_AGREEMENT
             # Bin k holds [k/10, (k+1)/10), the last one 1.0 too; the small epsilon keeps 0.3 out of [0.2, 0.3).
@@ -189,10 +190,11 @@ class TaskStats:
              c, "█" * round(20 * c / peak)]
             for k, c in enumerate(self.agreement_bins)
         ]  # fmt: skip
+        mean = self.agreement_sum_nano / AGREEMENT_UNITS / self.certified
         return "\n".join([
             "## Label certificates\n",
             f"{self.certified}/{self.instances} objects carry a certificate (the `certificate` key of the COCO "
-            f"annotation); agreement mean {self.agreement_sum / self.certified:.3f}, min {self.agreement_min:.3f}; "
+            f"annotation); agreement mean {mean:.3f}, min {self.agreement_min:.3f}; "
             f"{self.below} below {IGNORE_BELOW_AGREEMENT}.",
             "Sources seen: " + ", ".join(f"{k} ({v})" for k, v in sorted(self.certificate_sources.items())) + ".\n",
             _table(["agreement", "objects", "bar"], rows),

@@ -7,14 +7,13 @@ DIR/manifest.jsonl     one kept sample per line, sorted by id: exactly `Sample.m
 DIR/rejected.jsonl     one rejected attempt per line, sorted by (index, attempt, id) when rows have them
 
 `export_all` streams: it reads the samples once, in chunks of `CHUNK`, and hands each chunk to every
-exporter, so its memory does not depend on how many samples the dataset holds.
+exporter, so its memory does not depend on how many samples the dataset holds. It is one `session.ExportSession`
+opened, fed and closed at once; the loop keeps a session open and feeds it each sample as it is kept.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Executor
 from pathlib import Path
@@ -39,7 +38,8 @@ def write_spec(out_dir: Path, spec: TaskSpec) -> Path:
 
 class ManifestExporter:
     """Writes manifest.jsonl (an exporter that needs no spec): the samples' lines are spooled by id and
-    written in id order at close."""
+    written in id order at close, each rated sample's line with its `rating` from `ratings` (sample id →
+    rating, set before close: a ranking rates the final set)."""
 
     id = "manifest"
 
@@ -47,6 +47,7 @@ class ManifestExporter:
         """Start a new manifest for `out_dir`."""
         self._out_dir = Path(out_dir)
         self._lines = SortedSpool(self._out_dir)
+        self.ratings: Mapping[str, float] = {}
 
     def export_sample(self, sample: Sample) -> None:
         """Spool one sample's line."""
@@ -57,8 +58,16 @@ class ManifestExporter:
 
     def close(self) -> None:
         """Write manifest.jsonl."""
-        write_lines(self._out_dir / "manifest.jsonl", (line for _, line in self._lines.items()))
+        write_lines(self._out_dir / "manifest.jsonl", (self._rated(key, line) for key, line in self._lines.items()))
         self._lines.close()
+
+    def _rated(self, sample_id: str, line: str) -> str:
+        """The line with the sample's rating: the bytes of dumping the sample with `rating` set."""
+        if sample_id not in self.ratings:
+            return line
+        data = json.loads(line)
+        data["rating"] = self.ratings[sample_id]
+        return json.dumps(data, ensure_ascii=False)
 
 
 def write_manifest(out_dir: Path, samples: Iterable[Sample]) -> Path:
@@ -84,7 +93,7 @@ def iter_jsonl(path: Path, parse: Any = json.loads) -> Iterator[Any]:
                 yield parse(line)
 
 
-def _row_dict(row: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
+def row_dict(row: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
     return row.model_dump(mode="json") if isinstance(row, BaseModel) else dict(row)
 
 
@@ -103,7 +112,7 @@ class RejectedWriter:
 
     def add(self, row: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
         """Spool one row (a dict or a pydantic model); returns it as a dict."""
-        data = _row_dict(row)
+        data = row_dict(row)
         key = _sortable_int(data.get("index")) + _sortable_int(data.get("attempt")) + str(data.get("id", ""))
         self._rows.add(f"{key}\0{len(self._rows):012d}", json.dumps(data, ensure_ascii=False))
         return data
@@ -144,35 +153,6 @@ def make_exporter(name: ExportFormat | str) -> Exporter:
     return EXPORTERS.build(name.value if isinstance(name, ExportFormat) else name)
 
 
-class _Timed:
-    """An exporter and the seconds spent in it (setup, samples, close)."""
-
-    def __init__(self, exporter: Exporter) -> None:
-        self.exporter = exporter
-        self.seconds = 0.0
-
-    def run(self, method: str, *args: Any) -> None:
-        start = time.perf_counter()
-        getattr(self.exporter, method)(*args)
-        self.seconds += time.perf_counter() - start
-
-    def feed(self, chunk: list[Sample]) -> None:
-        start = time.perf_counter()
-        for sample in chunk:
-            self.exporter.export_sample(sample)
-        self.seconds += time.perf_counter() - start
-
-
-def _each(executor: Executor | None, timed: Iterable[_Timed], call: Any) -> None:
-    """`call(t)` for every timed exporter, concurrently on `executor` when given; the first error is raised."""
-    if executor is None:
-        for item in timed:
-            call(item)
-        return
-    for future in [executor.submit(call, item) for item in timed]:
-        future.result()
-
-
 def export_all(
     out_dir: Path,
     spec: TaskSpec,
@@ -192,46 +172,18 @@ def export_all(
        outputs of spec.tasks (captions, refs, scene graphs, semantic maps) are written too
        (`registry.exporters_for`).
     2. `samples` is read once, in chunks of `CHUNK`; every exporter (the manifest and the card included) gets
-       each chunk (setup → export_sample → close). Give them sorted by id (as `agent.store.iter_kept` does):
-       the exporters then write as they go and memory stays flat; any other order gives the same files.
+       each chunk (setup → export_sample → close). Given sorted by id (as `agent.store.iter_kept` does) the
+       spools append as they go; any other order gives the same files. Memory stays flat either way.
     3. `rejected.jsonl` is written only when `rejected_rows` is given (the loop may own that file); the card
        counts the rows given, or else those of an existing rejected.jsonl.
     4. With an `executor`, the exporters work on each chunk, and close, concurrently (they share no files).
     5. The card, written last, gets `extra` plus the timings of the exporters and records, and `sections`
        (markdown other steps wrote, e.g. the reference layout report) before its sample grid.
     Returns the busy seconds of each step, e.g. {"export_coco_s": 0.12, ..., "records_s": 0.1, "card_s": 0.3}.
+    A thin wrapper over `session.ExportSession` (open, add every sample, close), for a set already finished.
     """
-    from synthloop.tools.export.card import CardExporter
-    from synthloop.tools.export.registry import exporters_for
+    from synthloop.tools.export.session import ExportSession, export_in_chunks
 
-    out_dir = Path(out_dir)
-    chosen = exporters_for(spec, formats)
-    write_spec(out_dir, spec)
-    steps = {f"export_{name}_s": _Timed(make_exporter(name)) for name in chosen}
-    steps["records_s"] = _Timed(ManifestExporter())
-    card_exporter = CardExporter(sections=sections) if card else None
-    card_step = _Timed(card_exporter) if card_exporter is not None else None
-    workers = [*steps.values(), *([card_step] if card_step else [])]
-    _each(executor, workers, lambda t: t.run("setup", out_dir, spec))
-    iterator = iter(samples)
-    while chunk := list(itertools.islice(iterator, CHUNK)):
-        _each(executor, workers, lambda t, chunk=chunk: t.feed(chunk))
-    _each(executor, steps.values(), lambda t: t.run("close"))
-
-    start = time.perf_counter()
-    writer = RejectedWriter(out_dir) if rejected_rows is not None else None
-    rows = rejected_rows if rejected_rows is not None else iter_rejected_file(out_dir) if card_exporter else []
-    for row in rows:
-        data = writer.add(row) if writer is not None else _row_dict(row)
-        if card_exporter is not None:
-            card_exporter.add_rejected(data)
-    if writer is not None:
-        writer.close()
-    steps["records_s"].seconds += time.perf_counter() - start
-
-    timings = {name: step.seconds for name, step in steps.items()}
-    if card_exporter is not None and card_step is not None:
-        card_exporter.figures = {**(extra or {}), **timings}
-        card_step.run("close")
-        timings["card_s"] = card_step.seconds
-    return timings
+    session = ExportSession(out_dir, spec, formats, card=card, executor=executor)
+    export_in_chunks(session, samples, CHUNK)
+    return session.close(rejected_rows=rejected_rows, extra=extra, sections=sections)
