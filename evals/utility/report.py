@@ -42,9 +42,10 @@ def format_report(report: UtilityReport) -> str:
         verdict = ("a better" if c["low"] > 0 else "b better" if c["high"] < 0 else "no difference shown")
         lines.append(f"{key:<26}{c['difference']:+8.3f}  {_interval(c):<18}{verdict} ({c['a']} vs {c['b']})")
         if "lost" in c:
-            share = "n/a" if c["recovered_share"] is None else f"{c['recovered_share']:.0%}"
+            share = ("not measurable (no loss shown)" if c["recovered_share"] is None
+                     else f"{c['recovered_share']:.0%} of it")
             lines.append(f"{'':<26}bad samples cost {c['lost']:+.3f} mAP [{c['lost_interval'][0]:.3f}, "
-                         f"{c['lost_interval'][1]:.3f}] (copy_paste − corrupted); the critic recovers {share} of it")
+                         f"{c['lost_interval'][1]:.3f}] (copy_paste − corrupted); the critic recovers {share}")
     for name, arm in report.arms.items():
         lines += [f"note ({name}): {n}" for n in arm.notes]
     lines += [f"note: {n}" for n in report.notes]

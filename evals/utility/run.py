@@ -411,6 +411,7 @@ def estimate(evaluations: dict[str, dict[int, Evaluation]], settings: UtilitySet
             entry["lost_interval"] = [float(v) for v in np.nanpercentile(rounds["copy_paste"] - rounds["corrupted"],
                                                                           [2.5, 97.5])]
             gained = estimates["filtered"]["map"] - estimates["corrupted"]["map"]
-            entry["recovered_share"] = gained / lost if abs(lost) > 1e-9 else None
+            # A share of a loss the data does not show (its interval reaches 0) would be noise divided by noise.
+            entry["recovered_share"] = gained / lost if entry["lost_interval"][0] > 0 else None
         comparisons[key] = entry
     return estimates, comparisons
