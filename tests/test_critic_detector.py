@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from helpers_judges import ScriptedDetector, judge_input
 
 from synthloop.tools.critic.base import Judge, JudgeInput
 from synthloop.tools.critic.detector import (
@@ -13,7 +13,7 @@ from synthloop.tools.critic.detector import (
     match_detections,
 )
 from synthloop.tools.critic.repair import parse_fix
-from synthloop.tools.types import Annotation, Decision, Instance, Layout, ObjectSpec, Sample, TaskSpec
+from synthloop.tools.types import Decision, Instance, ObjectSpec, TaskSpec
 
 W = H = 128
 SPEC = TaskSpec(objects=[ObjectSpec(name="cup", max_count=4), ObjectSpec(name="plate", max_count=4),
@@ -22,30 +22,12 @@ CUP = (10.0, 10.0, 30.0, 30.0)
 PLATE = (60.0, 60.0, 40.0, 30.0)
 
 
-class ScriptedDetector:
-    """Returns fixed detections (those of the asked classes) and records what it was asked."""
-
-    id = "scripted"
-
-    def __init__(self, detections: list[Detection], vocabulary: frozenset[str] | None = None) -> None:
-        self.detections = detections
-        self.vocabulary = vocabulary
-        self.asked: list[list[str]] = []
-
-    def detect(self, image: np.ndarray, class_names: list[str]) -> list[Detection]:
-        self.asked.append(list(class_names))
-        return [d for d in self.detections if d.category in class_names]
-
-
 def _inst(category: str, bbox: tuple[float, float, float, float], area: int | None = None) -> Instance:
     return Instance(category=category, bbox=bbox, area=int(bbox[2] * bbox[3]) if area is None else area)
 
 
 def _item(instances: list[Instance]) -> JudgeInput:
-    sample = Sample(id="s1", index=0, attempt=0, seed=1, split="train", image_path="images/train/s1.png", width=W,
-                    height=H, layout=Layout(width=W, height=H, objects=[], seed=1),
-                    annotation=Annotation(instances=instances))
-    return JudgeInput(sample=sample, image=np.zeros((H, W, 3), np.uint8), spec=SPEC)
+    return judge_input(SPEC, instances)
 
 
 def _judge(detections: list[Detection], instances: list[Instance], **kwargs: object):

@@ -7,6 +7,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 from contracts import JudgeContract
+from helpers_judges import ScriptedDetector, judge_input
 
 from synthloop.tools.critic.base import Judge, JudgeInput
 from synthloop.tools.critic.detector import Detection, DetectorError
@@ -16,28 +17,13 @@ from synthloop.tools.critic.measured_pairwise import MeasuredPairwiseJudge
 from synthloop.tools.critic.recognisability import RecognisabilityJudge, measure, target_names
 from synthloop.tools.critic.registry import JUDGES
 from synthloop.tools.critic.rules import GeometryJudge
-from synthloop.tools.types import Annotation, Certificate, Decision, Instance, Layout, ObjectSpec, Sample, TaskSpec
+from synthloop.tools.types import Certificate, Decision, Instance, ObjectSpec, TaskSpec
 
 W = H = 128
 SPEC = TaskSpec(objects=[ObjectSpec(name="bird", max_count=4), ObjectSpec(name="car", max_count=4),
                          ObjectSpec(name="plate", min_count=0, max_count=4)], width=W, height=H)
 BIRD = (10.0, 10.0, 30.0, 30.0)
 CAR = (60.0, 60.0, 40.0, 30.0)
-
-
-class ScriptedDetector:
-    """Fixed detections (those of the asked classes); records what it was asked."""
-
-    id = "scripted"
-
-    def __init__(self, detections: list[Detection], vocabulary: frozenset[str] | None = None) -> None:
-        self.detections = detections
-        self.vocabulary = vocabulary
-        self.asked: list[list[str]] = []
-
-    def detect(self, image: np.ndarray, class_names: list[str]) -> list[Detection]:
-        self.asked.append(list(class_names))
-        return [d for d in self.detections if d.category in class_names]
 
 
 class BrightnessDetector:
@@ -71,11 +57,7 @@ def _inst(category: str, bbox: tuple[float, float, float, float], certificate: f
 
 
 def _item(instances: list[Instance], image: np.ndarray | None = None, sample_id: str = "s1") -> JudgeInput:
-    sample = Sample(id=sample_id, index=0, attempt=0, seed=1, split="train", image_path=f"images/train/{sample_id}.png",
-                    width=W, height=H, layout=Layout(width=W, height=H, objects=[], seed=1),
-                    annotation=Annotation(instances=instances))
-    pixels = np.zeros((H, W, 3), np.uint8) if image is None else image
-    return JudgeInput(sample=sample, image=pixels, spec=SPEC)
+    return judge_input(SPEC, instances, image, sample_id)
 
 
 def _judge(detections: list[Detection], instances: list[Instance], **kwargs: object):
