@@ -47,6 +47,9 @@ ConfigOption = Annotated[
 
 ForceOption = Annotated[bool, typer.Option("--force", help="Start a large run even when the disk looks too small "
                                                            "for it.")]
+# The options of the evals that print a report and can also write it as JSON.
+JsonReportOption = Annotated[Path | None, typer.Option("--out", help="Write counts and rates as JSON here.")]
+OverwriteOption = Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")]
 
 
 class CliError(Exception):
@@ -85,8 +88,11 @@ def _check_text(name: str, text: str) -> str:
     return text
 
 
-def _check_new_file(option: str, path: Path, force: bool) -> None:
-    """Refuse to overwrite an existing file (or to write onto a folder) unless `--force`."""
+def _check_new_file(option: str, path: Path | None, force: bool) -> None:
+    """Refuse to overwrite an existing file (or to write onto a folder) unless `--force`; an option not given
+    (None) passes."""
+    if path is None:
+        return
     if path.is_dir():
         raise CliError(f"{option} {path} is a directory; give a file path")
     if path.exists() and not force:
@@ -197,6 +203,28 @@ def _load_config(path: Path | None, assets: Path | None = None, reference_coco: 
 def _check_count(name: str, value: int | None, low: int, high: int) -> None:
     if value is not None and not low <= value <= high:
         raise CliError(f"{name} must be between {low} and {high}, got {value}")
+
+
+def _check_new_dir(option: str, path: Path | None) -> None:
+    """Refuse an output folder that exists with something in it (or is a file); an option not given passes."""
+    if path is not None and path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise CliError(f"{option} {path} must be a new or empty directory")
+
+
+def _check_scene_bench(n: int, size: int, seed: int) -> None:
+    """`--n`, `--size` and `--seed` of an eval over rendered scenes."""
+    _check_count("--n", n, 1, 100_000)
+    _check_count("--size", size, 64, 4096)
+    _check_count("--seed", seed, 0, 2**32 - 1)
+
+
+def _write_report_json(out: Path | None, report: dict[str, Any]) -> None:
+    """Write an eval's report to `--out` as indented JSON (atomically); nothing when `--out` is not given."""
+    if out is None:
+        return
+    from synthloop.tools.io import atomic_write_json
+
+    atomic_write_json(out, report, indent=2)
 
 
 class _Progress:
@@ -690,8 +718,7 @@ def arena(
     _check_count("--vlm-samples", vlm_samples, 1, 20)
     contestants = [load_contestant(path) for path in configs or []]
     contestants += [renderer_contestant(name) for name in renderers or []]
-    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise CliError(f"--out {out} must be a new or empty directory")
+    _check_new_dir("--out", out)
     judge = vlm_pairwise_judge(vlm_url, vlm_model, samples=vlm_samples) if vlm_url else None
 
     def play(work_dir: Path) -> None:
@@ -716,7 +743,7 @@ def critique(
     out: Annotated[Path, typer.Option("--out", help="JSONL to write: one line per image.")],
     no_pixels: Annotated[bool, typer.Option("--no-pixel-checks", help="Skip image-quality and boundary "
                                                                       "evidence judges.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    force: OverwriteOption = False,
     detector: Annotated[str | None, typer.Option(
         "--detector", help="Add the recognisability judge (relabelled and missing boxes of COCO classes): "
                            "'default' (YOLOv3-tiny from scripts/setup.sh) or a Darknet model folder.")] = None,
@@ -816,16 +843,14 @@ def eval_critic(
 
     from synthloop.evals.critic_agreement import LabelError, format_report, run_agreement
     from synthloop.tools.critic.audit import AuditError, audit_coco, write_audit
-    from synthloop.tools.io import atomic_write_json
 
     _check_count("--bootstrap", bootstrap_rounds, 1, 100_000)
     if (critique_file is None) == (coco is None):
         raise CliError("give either --critique FILE or --coco FILE --images DIR")
     if plot is None and out is not None:
         plot = out.with_suffix(".png")
-    for option, path in (("--out", out), ("--plot", plot)):
-        if path is not None:
-            _check_new_file(option, path, force)
+    _check_new_file("--out", out, force)
+    _check_new_file("--plot", plot, force)
     with tempfile.TemporaryDirectory(prefix="synthloop-eval-") as tmp:
         if coco is not None:
             if images is None:
@@ -841,8 +866,7 @@ def eval_critic(
         except LabelError as exc:
             raise CliError(str(exc)) from exc
     typer.echo(format_report(report))
-    if out is not None:
-        atomic_write_json(out, report.to_dict(), indent=2)
+    _write_report_json(out, report.to_dict())
 
 
 @eval_app.command("critic-defects")
@@ -850,8 +874,8 @@ def eval_critic_defects(
     n: Annotated[int, typer.Option("--n", help="Clean samples (each defect is injected into each).")] = 200,
     size: Annotated[int, typer.Option("--size", help="Image side in pixels.")] = 512,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the samples and the injections.")] = 0,
-    out: Annotated[Path | None, typer.Option("--out", help="Write counts and rates as JSON here.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    out: JsonReportOption = None,
+    force: OverwriteOption = False,
     renderer: Annotated[str, typer.Option("--renderer", help="compositor (kitchen shapes) | copy_paste (real "
                                                              "cut-outs of eight COCO classes).")] = "compositor",
     detector: Annotated[str | None, typer.Option(
@@ -882,19 +906,14 @@ def eval_critic_defects(
     )
     from synthloop.tools.critic.detector import DetectorError
     from synthloop.tools.critic.recognisability import RecognisabilityJudge
-    from synthloop.tools.io import atomic_write_json
 
-    _check_count("--n", n, 1, 100_000)
-    _check_count("--size", size, 64, 4096)
-    _check_count("--seed", seed, 0, 2**32 - 1)
+    _check_scene_bench(n, size, seed)
     if renderer not in ("compositor", "copy_paste"):
         raise CliError(f"--renderer must be compositor or copy_paste, not {renderer!r}")
     if not 0.0 <= max_false_reject <= 1.0 or not 0.0 < share <= 1.0:
         raise CliError("--max-false-reject must be in [0, 1] and --share in (0, 1]")
-    if out is not None:
-        _check_new_file("--out", out, force)
-    if critique_check is not None and critique_check.exists() and any(critique_check.iterdir()):
-        raise CliError(f"--critique-check {critique_check} must be a new or empty directory")
+    _check_new_file("--out", out, force)
+    _check_new_dir("--critique-check", critique_check)
     block = _detector_option(detector) if detector is not None or calibrate or critique_check else None
     try:
         judge = RecognisabilityJudge(block) if detector is not None or calibrate else None
@@ -920,8 +939,7 @@ def eval_critic_defects(
             raise CliError(str(exc)) from exc
         typer.echo(format_critique_check(check))
         result["critique_check"] = vars(check)
-    if out is not None:
-        atomic_write_json(out, result if len(result) > 1 else bench.to_dict(), indent=2)
+    _write_report_json(out, result if len(result) > 1 else bench.to_dict())
 
 
 def _detector_option(value: str | None) -> Any:
@@ -942,26 +960,21 @@ def eval_labels(
                                                        "labelling (a model annotator's error); 0 = exact.")] = 0,
     renderer: Annotated[str, typer.Option("--renderer", help="A renderer with exact masks: compositor, "
                                                              "copy_paste.")] = "compositor",
-    out: Annotated[Path | None, typer.Option("--out", help="Write counts and rates as JSON here.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    out: JsonReportOption = None,
+    force: OverwriteOption = False,
 ) -> None:
     """Captions, referring expressions and relations measured against the exact truth of rendered scenes."""
     from synthloop.evals.labels import format_labels_report, run_labels_eval
-    from synthloop.tools.io import atomic_write_json
 
-    _check_count("--n", n, 1, 100_000)
-    _check_count("--size", size, 64, 4096)
-    _check_count("--seed", seed, 0, 2**32 - 1)
+    _check_scene_bench(n, size, seed)
     _check_count("--noise", noise, 0, 64)
-    if out is not None:
-        _check_new_file("--out", out, force)
+    _check_new_file("--out", out, force)
     try:
         report = run_labels_eval(n=n, size=size, seed=seed, noise_px=noise, renderer=renderer)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     typer.echo(format_labels_report(report))
-    if out is not None:
-        atomic_write_json(out, report.to_dict(), indent=2)
+    _write_report_json(out, report.to_dict())
 
 
 @eval_app.command("realism")
@@ -1050,8 +1063,7 @@ def eval_utility(
         _check_count(name, value, low, high)
     if not 0.0 <= bad_share < 1.0:
         raise CliError(f"--bad-share must be in [0, 1), got {bad_share}")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise CliError(f"--out {out} must be a new or empty directory")
+    _check_new_dir("--out", out)
     if card is not None and not (card / "card.md").is_file():
         raise CliError(f"--card {card}: no card.md there (give an exported dataset folder)")
     chosen = tuple(c.strip() for c in comparisons.split(",") if c.strip()) if comparisons else tuple(COMPARISONS)
