@@ -22,8 +22,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from loopback_http import LoopbackServer, QuietHandler
 
 
 @dataclass
@@ -54,7 +55,7 @@ def completion_body(content: str, *, finish_reason: str = "stop", model: str = "
     }
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(LoopbackServer):
     """Threaded HTTP server answering queued responses; a context manager."""
 
     def __init__(self, port: int = 0, responder: Callable[[dict[str, Any]], str] | None = None) -> None:
@@ -63,8 +64,6 @@ class FakeOpenAIServer:
         self._lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
         self._port = port
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- scripting --------------------------------------------------------------------------------------
 
@@ -100,27 +99,13 @@ class FakeOpenAIServer:
         with self._lock:
             return len(self._queue)
 
-    # -- lifecycle --------------------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """The bound port (after start)."""
-        assert self._httpd is not None, "server not started"
-        return int(self._httpd.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        """OpenAI-style base URL, ending in /v1."""
-        return f"http://127.0.0.1:{self.port}/v1"
+    # -- lifecycle (port, base_url, stop and the context manager: LoopbackServer) ----------------------
 
     def start(self) -> FakeOpenAIServer:
         """Bind and serve in a daemon thread."""
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # quiet
-                pass
-
+        class Handler(QuietHandler):
             def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
@@ -157,23 +142,5 @@ class FakeOpenAIServer:
                     time.sleep(response.delay_s)
                 self._send(response.status, response.body, response.headers)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-openai", daemon=True
-        )
-        self._thread.start()
+        self._serve(Handler, self._port, "fake-openai")
         return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> FakeOpenAIServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()

@@ -32,13 +32,13 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+
+from loopback_http import LoopbackServer, QuietHandler
 
 FAULT_KINDS = ("timeout", "429", "500", "malformed", "truncated", "cut_json", "empty")
 
 
-class FaultProxy:
+class FaultProxy(LoopbackServer):
     """A threaded loopback HTTP proxy injecting faults into chat completions; a context manager."""
 
     def __init__(self, upstream: str, *, rate: float = 0.25, seed: int = 0, kinds: tuple[str, ...] = FAULT_KINDS,
@@ -54,13 +54,6 @@ class FaultProxy:
         self.injected: Counter[str] = Counter()
         self.forwarded = 0
         self.calls = 0
-        self._httpd: ThreadingHTTPServer | None = None
-
-    @property
-    def base_url(self) -> str:
-        """OpenAI-style base URL of the proxy, ending in /v1."""
-        assert self._httpd is not None, "proxy not started"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
     def _draw(self) -> str | None:
         with self._lock:
@@ -88,11 +81,8 @@ class FaultProxy:
         """Bind a free port and serve in a daemon thread."""
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
 
             def _reply(self, status: int, data: bytes, *, headers: dict[str, str] | None = None,
                        length: int | None = None, close: bool = False) -> None:
@@ -146,24 +136,8 @@ class FaultProxy:
                     else:
                         self._reply(200, half)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True,
-                         name="fault-proxy").start()
+        self._serve(Handler, 0, "fault-proxy")
         return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def summary(proxy: FaultProxy) -> str:
