@@ -102,6 +102,18 @@ def render_and_encode(renderer: Renderer, requests: Sequence[RenderRequest], png
     return rendered
 
 
+def results_in_order(futures: Sequence[Future[Rendered]], on_result: OnResult | None = None) -> list[RenderResult]:
+    """Wait for each render future in turn: the render results in request order, each handed to
+    `on_result(i, result)` as it arrives (in order). How every engine's blocking `render` collects its results."""
+    results = []
+    for i, future in enumerate(futures):
+        result = future.result().result
+        if on_result is not None:
+            on_result(i, result)
+        results.append(result)
+    return results
+
+
 class PriorityPool:
     """A fixed set of worker threads taking jobs urgent-first, then in submission order.
 

@@ -24,6 +24,7 @@ from synthloop.agent.engines.base import (
     Rendered,
     T,
     render_and_encode,
+    results_in_order,
 )
 from synthloop.tools.annotate.base import AnnotateRequest, Annotator
 from synthloop.tools.render.base import Renderer, RenderRequest, RenderResult
@@ -86,13 +87,7 @@ class LocalEngine:
 
     def render(self, requests: Sequence[RenderRequest], on_result: OnResult | None = None) -> list[RenderResult]:
         """Render every request (results in request order; `on_result(i, result)` as each arrives, in order)."""
-        results = []
-        for i, future in enumerate(self.submit_renders(requests)):
-            result = future.result().result
-            if on_result is not None:
-                on_result(i, result)
-            results.append(result)
-        return results
+        return results_in_order(self.submit_renders(requests), on_result)
 
     def annotate(self, requests: Sequence[AnnotateRequest]) -> list[Annotation]:
         """Annotate every request (results in request order)."""

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from synthloop.agent.engines.base import BusyClock, EngineError, OnResult, R, Rendered, T
+from synthloop.agent.engines.base import BusyClock, EngineError, OnResult, R, Rendered, T, results_in_order
 from synthloop.agent.engines.ray_actor import BackendActor
 from synthloop.agent.errors import UserInputError
 from synthloop.tools.annotate.base import AnnotateRequest
@@ -184,13 +184,7 @@ class RayEngine:
     def render(self, requests: Sequence[RenderRequest], on_result: OnResult | None = None) -> list[RenderResult]:
         """Render every request (results in request order; `on_result(i, result)` on the driver as each
         arrives, in order)."""
-        results = []
-        for i, future in enumerate(self.submit_renders(requests)):
-            result = future.result().result
-            if on_result is not None:
-                on_result(i, result)
-            results.append(result)
-        return results
+        return results_in_order(self.submit_renders(requests), on_result)
 
     def annotate(self, requests: Sequence[AnnotateRequest]) -> list[Annotation]:
         """Annotate every request on the actors (results in request order)."""
