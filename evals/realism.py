@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from synthloop.tools.class_names import coco_class_for
+from synthloop.tools.coco_file import read_coco_file
 from synthloop.tools.critic.detector import Detection, Detector, DetectorError
 from synthloop.tools.geometry import iou, xywh_to_xyxy
 
@@ -194,19 +195,6 @@ class RealismReport:
         return json.loads(json.dumps(asdict(self)))
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RealismError(f"cannot read {path}: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise RealismError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "annotations",
-                                                                                     "categories")):
-        raise RealismError(f"{path} is not a COCO instances file (needs images, annotations, categories lists)")
-    return data
-
-
 def _read_rgb(path: Path) -> np.ndarray:
     from PIL import Image
 
@@ -244,7 +232,7 @@ def evaluate_realism(dataset_dir: Path, detector: Detector, *, iou_threshold: fl
     for path in files:
         split = path.stem.removeprefix("instances_")
         splits.append(split)
-        coco = _read_json(path)
+        coco = read_coco_file(path, RealismError)
         categories = {c.get("id"): str(c.get("name")) for c in coco["categories"] if isinstance(c, dict)}
         for name in categories.values():
             target = coco_class_for(name)

@@ -18,7 +18,6 @@ Crowd regions (`iscrowd: 1`) are not objects and are skipped. Class names are co
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from synthloop.tools.class_names import normal_class_name
+from synthloop.tools.coco_file import read_coco_file
 
 BORDER_TOLERANCE_PX = 1.0  # COCO boxes from polygons can overshoot the border by rounding
 MIN_BANDWIDTH = (0.02, 0.02, 0.005, 0.005)  # kernel floor per dimension when every box of a class is alike
@@ -55,22 +55,6 @@ class ReferenceData:
     images: tuple[ReferenceImage, ...]
 
 
-def _read_coco(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ReferenceDataError(f"reference COCO file not found: {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ReferenceDataError(f"cannot read reference COCO file {path}: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise ReferenceDataError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "annotations",
-                                                                                     "categories")):
-        raise ReferenceDataError(f"{path} is not a COCO instances file (needs 'images', 'annotations' and "
-                                 "'categories' lists)")
-    return data
-
-
 def _image_size(entry: dict[str, Any], file: Path, where: str) -> tuple[int, int]:
     """(width, height) from the COCO entry, else from the image file's header."""
     width, height = entry.get("width"), entry.get("height")
@@ -88,7 +72,7 @@ def _image_size(entry: dict[str, Any], file: Path, where: str) -> tuple[int, int
 def load_reference(coco_path: str | Path, images_dir: str | Path) -> ReferenceData:
     """Read and check a reference COCO instances file and its image folder (see the module docstring)."""
     coco_path, images_dir = Path(coco_path).expanduser(), Path(images_dir).expanduser()
-    data = _read_coco(coco_path)
+    data = read_coco_file(coco_path, ReferenceDataError, what="reference COCO file")
     if not images_dir.is_dir():
         raise ReferenceDataError(f"reference images folder not found: {images_dir}")
     if not data["images"]:

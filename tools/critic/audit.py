@@ -21,7 +21,6 @@ an absolute path, a symlink out of it) is never opened: its row is rejected with
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from synthloop.tools.backend import BackendBlock
+from synthloop.tools.coco_file import read_coco_file
 from synthloop.tools.critic.base import Judge, JudgeInput, combine_any_reject
 from synthloop.tools.critic.detector import Detector
 from synthloop.tools.critic.duplicates import DuplicateIndex, perceptual_hash, pixel_sha256
@@ -58,16 +58,7 @@ class AuditError(ValueError):
 
 def load_coco(path: Path) -> dict[str, Any]:
     """Read a COCO instances file and check the fields the audit needs."""
-    if not path.is_file():
-        raise AuditError(f"COCO file not found: {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AuditError(f"cannot read COCO file {path}: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise AuditError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise AuditError(f"{path} is not a COCO instances file: no 'images' list")
+    data = read_coco_file(path, AuditError, lists=("images",))
     for key in ("annotations", "categories"):
         if not isinstance(data.get(key, []), list):
             raise AuditError(f"{path}: '{key}' must be a list")
