@@ -4,12 +4,26 @@ device and dtype. Errors are `DetectorError` unless the caller names its own `er
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from synthloop.tools.critic.detector import DetectorError
 
 INSTALL_HINT = "install synthloop[models]"
 _DTYPES = ("float32", "float16", "bfloat16")
+
+
+class DetectorModelOptions(BaseModel):
+    """The options every transformers detector backend has (a backend's own Options add theirs after these)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, description="Local directory save_pretrained wrote, or a cached hub id.")
+    device: str = Field(default="auto", description="auto (cuda when available, else cpu) | cpu | cuda[:N]")
+    dtype: Literal["float32", "float16", "bfloat16"] = Field(default="float32", description="Used off the CPU.")
+    score_threshold: float = Field(default=0.05, ge=0.0, le=1.0, description="Detections below are not returned.")
+    max_detections: int = Field(default=100, ge=1, le=10_000, description="Most detections per image, best first.")
 
 
 def import_torch_transformers(backend: str, *, kind: str = "detector",

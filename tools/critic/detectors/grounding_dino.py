@@ -9,14 +9,14 @@ a local directory or a cached hub id, e.g. `IDEA-Research/grounding-dino-tiny`.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from synthloop.tools.backend import Backend, Capabilities
 from synthloop.tools.critic.detector import Detection, DetectorError
 from synthloop.tools.critic.detectors._hf import (
+    DetectorModelOptions,
     check_model_location,
     import_torch_transformers,
     load_pretrained,
@@ -46,16 +46,8 @@ def token_spans(tokenizer: Any, class_names: list[str], input_ids: list[int]) ->
     return spans
 
 
-class GroundingDinoOptions(BaseModel):
+class GroundingDinoOptions(DetectorModelOptions):
     """Options of the Grounding DINO detector backend."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = Field(min_length=1, description="Local directory save_pretrained wrote, or a cached hub id.")
-    device: str = Field(default="auto", description="auto (cuda when available, else cpu) | cpu | cuda[:N]")
-    dtype: Literal["float32", "float16", "bfloat16"] = Field(default="float32", description="Used off the CPU.")
-    score_threshold: float = Field(default=0.05, ge=0.0, le=1.0, description="Detections below are not returned.")
-    max_detections: int = Field(default=100, ge=1, le=10_000, description="Most detections per image, best first.")
 
 
 class GroundingDinoDetector(Backend):

@@ -12,11 +12,12 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from synthloop.tools.backend import Backend, Capabilities
 from synthloop.tools.critic.detector import Detection, DetectorError
 from synthloop.tools.critic.detectors._hf import (
+    DetectorModelOptions,
     check_model_location,
     import_torch_transformers,
     load_pretrained,
@@ -25,16 +26,9 @@ from synthloop.tools.critic.detectors._hf import (
 )
 
 
-class OwlOptions(BaseModel):
+class OwlOptions(DetectorModelOptions):
     """Options of the OWLv2 / OWL-ViT detector backends."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = Field(min_length=1, description="Local directory save_pretrained wrote, or a cached hub id.")
-    device: str = Field(default="auto", description="auto (cuda when available, else cpu) | cpu | cuda[:N]")
-    dtype: Literal["float32", "float16", "bfloat16"] = Field(default="float32", description="Used off the CPU.")
-    score_threshold: float = Field(default=0.05, ge=0.0, le=1.0, description="Detections below are not returned.")
-    max_detections: int = Field(default=100, ge=1, le=10_000, description="Most detections per image, best first.")
     query_template: str = Field(default="a photo of a {}", description="Text query per class; '{}' = class name.")
 
     @field_validator("query_template")
