@@ -190,6 +190,15 @@ def test_eval_reports_are_not_overwritten_without_force(tmp_path: Path, command:
     assert report.read_text() == "earlier results\n"
 
 
+@pytest.mark.parametrize("command", [["eval", "critic-defects", "--n", "1", "--critique-check"],
+                                     ["eval", "utility", "--out"], ["arena", "spec.yaml", "--out"]])
+def test_output_folders_that_are_files_are_one_error(tmp_path: Path, command: list[str]) -> None:
+    existing = tmp_path / "notes.txt"
+    existing.write_text("mine\n")
+    one_error_line(synthloop(*command, str(existing), cwd=tmp_path), "must be a new or empty directory")
+    assert existing.read_text() == "mine\n"
+
+
 def test_critique_opens_no_file_outside_the_image_folder(finished_run: Path, tmp_path: Path) -> None:
     images = tmp_path / "dataset" / "images"
     images.mkdir(parents=True)
