@@ -234,3 +234,33 @@ def test_coverage_lists_the_cutouts_it_renders_with(tmp_path: Path, assets: Path
             for o in renderer.render(ProceduralLayoutSampler().sample(spec, s), spec, s).info["objects"]}
     assert used - {"procedural"} <= set(report["cup"].asset_ids) | set(report["plate"].asset_ids)
     assert "procedural" in used
+
+
+def test_a_thin_cutout_takes_its_boxs_area_with_its_own_shape(tmp_path: Path, green_backgrounds: Path) -> None:
+    """A 6:1 cut-out in a square box: by default it keeps the box's area (so a fork in a square box is not a
+    sliver a sixth of the box) with its own aspect, centred on the box and inside the image; with
+    box_fit='inside' it stays inside the box."""
+    from assetdata import cutout
+
+    folder = tmp_path / "thin" / "fork"
+    folder.mkdir(parents=True)
+    cutout("square", RED, (180, 30)).save(folder / "0.png")
+    spec = TaskSpec.model_validate({"objects": [{"name": "fork"}], "width": 160, "height": 160,
+                                    "difficulty": "easy"})
+    layout = Layout(width=160, height=160, seed=0, objects=[LayoutObject(category="fork", box=(0.35, 0.35, 0.65,
+                                                                                               0.65))])
+    box_area = 48 * 48
+    for box_fit in ("area", "inside"):
+        renderer = CopyPasteRenderer(assets_dir=str(tmp_path / "thin"), sources=["user"], box_fit=box_fit,
+                                     cache_dir=str(tmp_path / "cache"), backgrounds_dir=str(green_backgrounds),
+                                     feather=0.0, shadow=0.0, blending="alpha", max_rotation=0.0)
+        result = renderer.render(layout, spec, 3)
+        ys, xs = np.nonzero(result.instance_map == 1)
+        width, height = xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+        assert width / height > 4  # the cut-out's own shape, not the box's
+        assert result.amodal_areas[0] == len(xs)  # wholly inside the image
+        if box_fit == "area":
+            assert 0.7 * box_area <= width * height <= 1.05 * box_area
+            assert abs((xs.min() + xs.max()) / 2 - 80) <= 2 and abs((ys.min() + ys.max()) / 2 - 80) <= 24
+        else:
+            assert width <= 48 and width * height < 0.25 * box_area

@@ -8,9 +8,10 @@ Steps per image:
 3. unlabelled distractors (library photographs of none of the spec's classes) behind everything, more of them
    for harder specs;
 4. objects back to front (by depth): a cut-out of the class, varied (flip, small rotation, hue / saturation /
-   brightness; perspective and crops for classes with few exemplars), fitted inside its box with its aspect
-   kept, pushed across the border now and then on harder specs, composited with a feathered edge (Poisson
-   blending or a soft shadow by option); the instance map records the pixels it now owns, so occluded and
+   brightness; perspective and crops for classes with few exemplars), scaled to its box's area with its own
+   aspect kept (the layout's box sets size and place, the cut-out its shape: a fork fitted inside a square
+   box would be a sliver), pushed across the border now and then on harder specs, composited with a feathered
+   edge (Poisson blending or a soft shadow by option); the instance map records the pixels it now owns, so occluded and
    truncated parts are not labelled and a fully hidden object has area 0. Classes nothing covers get
    procedural shapes (compositor_shapes.py);
 5. the scene's lighting and style (night, dusk, fog, rain, snow, aerial…; copy_paste_style.py), blur and
@@ -91,6 +92,10 @@ class CopyPasteOptions(BaseModel):
     max_rotation: float = Field(default=12.0, ge=0.0, le=180.0, description="Largest rotation (degrees).")
     hue_shift: float = Field(default=0.03, ge=0.0, le=0.5, description="Largest hue change (fraction of the "
                                                                        "colour circle).")
+    box_fit: Literal["area", "inside"] = Field(
+        default="area", description="How a cut-out takes its layout box: 'area' gives it the box's area with "
+                                      "its own aspect (the box sets size and place, the cut-out its shape); "
+                                      "'inside' fits it inside the box (a thin object in a square box shrinks).")
     few_exemplars: int = Field(default=5, ge=1, le=1000, description="Below this many cut-outs a class is also "
                                                                      "varied by perspective and crops.")
     cache_dir: str | None = Field(default=None, description="Asset index cache (default "
@@ -122,8 +127,8 @@ class CopyPasteRenderer(BaseRenderer):
                  background_photos: bool = True, procedural_background_share: float = 0.4,
                  background_defocus: float = 4.0,
                  blending: str = "feather", feather: float = 0.8, shadow: float = 0.3, distractors: bool = True,
-                 max_rotation: float = 12.0, hue_shift: float = 0.03, few_exemplars: int = 5,
-                 cache_dir: str | None = None) -> None:
+                 max_rotation: float = 12.0, hue_shift: float = 0.03, box_fit: str = "area",
+                 few_exemplars: int = 5, cache_dir: str | None = None) -> None:
         options = CopyPasteOptions(
             assets_dir=assets_dir, reference_coco=reference_coco, reference_images=reference_images,
             sources=list(sources) if sources is not None else list(SOURCES), use_drawings=use_drawings,
@@ -131,7 +136,7 @@ class CopyPasteRenderer(BaseRenderer):
             procedural_background_share=procedural_background_share, background_defocus=background_defocus,
             blending=blending, feather=feather,
             shadow=shadow, distractors=distractors, max_rotation=max_rotation, hue_shift=hue_shift,
-            few_exemplars=few_exemplars, cache_dir=cache_dir)
+            box_fit=box_fit, few_exemplars=few_exemplars, cache_dir=cache_dir)
         if (reference_coco is None) != (reference_images is None):
             raise ValueError("reference_coco and reference_images go together")
         self.options = options
@@ -210,9 +215,11 @@ class CopyPasteRenderer(BaseRenderer):
                 hue_shift=0.0 if attribute_colour(obj.attributes) else self.options.hue_shift,
                 perspective=0.08 if few else 0.0, crop_probability=0.15 if few else 0.0)
             x0, y0, x1, y1 = pixel_box(obj.box, width, height)
-            varied = vary(_scaled(rgba, path, int(1.3 * max(x1 - x0, y1 - y0)) + 2), variation, rng,
-                          allow_flip=allow_flip)
-            fitted = fit(varied, x1 - x0, y1 - y0, profile.fill, rng)
+            keep_area = self.options.box_fit == "area"
+            varied = vary(_scaled(rgba, path, int(1.3 * _longest_side(rgba, (x1 - x0, y1 - y0), keep_area)) + 2),
+                          variation, rng, allow_flip=allow_flip)
+            fitted = fit(varied, x1 - x0, y1 - y0, profile.fill, rng, keep_area=keep_area,
+                         max_w=int(0.95 * width), max_h=int(0.95 * height))
             x, y = self._position(fitted, (x0, y0, x1, y1), width, height, profile.truncation_probability, rng)
             placed = paste(canvas, instance_map, index + 1, fitted, x, y, feather=self.options.feather,
                            blending=self.options.blending, shadow=self.options.shadow, rng=rng)
@@ -294,8 +301,9 @@ class CopyPasteRenderer(BaseRenderer):
         box touches with `truncation_probability` (at most a third of the object leaves the image)."""
         x0, y0, x1, y1 = box
         h, w = fitted.shape[:2]
-        x = x0 + int(rng.integers(0, max(1, x1 - x0 - w + 1)))
-        y = y0 + int(rng.integers(0, max(1, y1 - y0 - h + 1)))
+        # Inside its box where it fits; centred on the box (and kept in the image) where it is larger.
+        x = x0 + int(rng.integers(0, x1 - x0 - w + 1)) if w <= x1 - x0 else min(max(0, (x0 + x1 - w) // 2), width - w)
+        y = y0 + int(rng.integers(0, y1 - y0 - h + 1)) if h <= y1 - y0 else min(max(0, (y0 + y1 - h) // 2), height - h)
         if truncation_probability and rng.random() < truncation_probability:
             margin_x, margin_y = max(2, width // 50), max(2, height // 50)
             shift_x, shift_y = int(w * rng.uniform(0.1, 0.33)), int(h * rng.uniform(0.1, 0.33))
@@ -339,6 +347,15 @@ class CopyPasteRenderer(BaseRenderer):
 
 
 _SIDES = (24, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384, 448, 512)
+
+
+def _longest_side(rgba: np.ndarray, box: tuple[int, int], keep_area: bool) -> float:
+    """The longer side (px) a cut-out will take in a box of (width, height): the box's longer side when it fits
+    inside, else the side of the box's area stretched by the cut-out's own aspect."""
+    if not keep_area:
+        return float(max(box))
+    aspect = max(rgba.shape[0], rgba.shape[1]) / max(1, min(rgba.shape[0], rgba.shape[1]))
+    return float(np.sqrt(box[0] * box[1] * aspect))
 
 
 def _scaled(rgba: np.ndarray, path: str, side: int) -> np.ndarray:

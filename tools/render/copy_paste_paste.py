@@ -77,12 +77,20 @@ def vary(rgba: np.ndarray, variation: Variation, rng: np.random.Generator, *, al
     return _trim(out)
 
 
-def fit(rgba: np.ndarray, box_w: int, box_h: int, fill: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
-    """Scale a cut-out to fit inside a box_w × box_h box, aspect kept, its longer fit side `fill` of the box."""
+def fit(rgba: np.ndarray, box_w: int, box_h: int, fill: tuple[float, float], rng: np.random.Generator, *,
+        keep_area: bool = False, max_w: int | None = None, max_h: int | None = None) -> np.ndarray:
+    """Scale a cut-out, aspect kept, to a box_w × box_h box times `fill`: inside the box, or with
+    `keep_area` to the box's area (the box gives the object's size, the cut-out its own shape), no wider than
+    `max_w` and no taller than `max_h`."""
     import cv2
 
     height, width = rgba.shape[:2]
-    scale = min(box_w / width, box_h / height) * float(rng.uniform(*fill))
+    if keep_area:
+        scale = float(np.sqrt(box_w * box_h / (width * height)))
+        scale = min(scale, (max_w or np.inf) / width, (max_h or np.inf) / height)
+    else:
+        scale = min(box_w / width, box_h / height)
+    scale *= float(rng.uniform(*fill))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     return cv2.resize(rgba, size, interpolation=interpolation)
