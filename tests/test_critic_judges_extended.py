@@ -118,6 +118,23 @@ def test_boundary_checks_box_borders_when_there_is_no_mask() -> None:
     assert verdict.decision == Decision.reject and "box off its object" in verdict.reasons[0]
 
 
+def test_a_tight_box_on_a_soft_edged_object_is_accepted() -> None:
+    """A feathered or blurred object: its tight box's outer line is almost background (alpha ramps up over
+    3 px), so the evidence is read 2 px inside; a box moved half its size off the object is still rejected."""
+    alpha = np.zeros((H, W), np.float32)
+    alpha[20:40, 10:30] = 1.0
+    for ring, value in reversed(list(enumerate((0.03, 0.2, 0.6)))):  # the ramp, inner ring first: outer faintest
+        grown = np.zeros((H, W), bool)
+        grown[17 + ring:43 - ring, 7 + ring:33 - ring] = True
+        alpha[grown & (alpha == 0)] = value
+    image = np.repeat(40 + alpha[..., None] * 180, 3, axis=2).astype(np.uint8)
+    on = _box(7, 17, 26, 26)  # tight: the faintest ring is inside
+    assert BoundaryEvidenceJudge().judge(_item([on], image)).decision == Decision.accept
+    off = _box(7 + 13, 17, 26, 26)
+    verdict = BoundaryEvidenceJudge().judge(_item([off], image))
+    assert verdict.decision == Decision.reject and "box off its object" in verdict.reasons[0]
+
+
 def test_class_balance_is_soft_then_edits_then_rejects() -> None:
     assert expected_class_shares(SPEC) == {"cup": 0.75, "plate": 0.25}
     judge = ClassBalanceJudge(max_drift=0.15, min_instances=10)
