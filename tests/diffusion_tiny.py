@@ -10,26 +10,13 @@ made from the UNet's attention shapes (the upstream test recipe) next to a tiny 
 
 from __future__ import annotations
 
-import json
-import string
 from pathlib import Path
 from typing import Any
 
+from synthloop.evals.diffusion_bench import write_tokenizer
+
 CROSS_DIM = 32
 IMAGE_EMBED_DIM = 32
-
-
-def write_tokenizer(folder: Path) -> Path:
-    """A CLIP tokenizer folder (vocab.json, merges.txt, config) whose vocabulary is single characters."""
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for char in string.ascii_lowercase + string.digits + string.punctuation:
-        vocab.setdefault(char, len(vocab))
-        vocab.setdefault(f"{char}</w>", len(vocab))
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    (folder / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 77}))
-    return folder
 
 
 def _tokenizer(scratch: Path) -> Any:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from synthloop.evals.utility.run import COMPARISONS, UtilityReport
+from synthloop.tools.export.card import replace_card_section
 from synthloop.tools.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 CARD_HEADING = "## Downstream utility"
@@ -130,13 +131,5 @@ def refresh_card_section(dataset_dir: Path, report: UtilityReport, plot: Path) -
         return None
     if Path(plot).resolve() != (Path(dataset_dir) / PLOT_NAME).resolve():
         shutil.copyfile(plot, Path(dataset_dir) / PLOT_NAME)
-    text = card.read_text(encoding="utf-8")
-    start = text.find(f"\n{CARD_HEADING}\n")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + (text[end:] if end >= 0 else "\n")
-    at = text.find("\n## Samples\n")
-    at = at if at >= 0 else len(text.rstrip("\n"))
-    text = text[:at].rstrip("\n") + "\n\n" + card_section(report).strip("\n") + "\n\n" + text[at:].lstrip("\n")
-    atomic_write_text(card, text.rstrip("\n") + "\n")
+    replace_card_section(card, CARD_HEADING, card_section(report))
     return card

@@ -402,19 +402,25 @@ def realism_section(out_dir: Path) -> str | None:
     return "\n".join(md)
 
 
-def refresh_realism_section(out_dir: Path) -> Path | None:
-    """Put the realism section into an existing card.md (replacing an older one); its path, or None."""
-    path = Path(out_dir) / "card.md"
-    section = realism_section(out_dir)
-    if section is None or not path.is_file():
-        return None
-    text = path.read_text(encoding="utf-8")
-    start = text.find(f"\n{REALISM_HEADING}\n")
+def replace_card_section(card: Path, heading: str, section: str) -> None:
+    """Put `section` (starting with `heading`) into an existing card.md: an older section under the same heading
+    is removed, and the new one goes before the sample grid (or at the end when there is none)."""
+    text = card.read_text(encoding="utf-8")
+    start = text.find(f"\n{heading}\n")
     if start >= 0:
         end = text.find("\n## ", start + 1)
         text = text[:start] + (text[end:] if end >= 0 else "\n")
     at = text.find("\n## Samples\n")
     at = at if at >= 0 else len(text.rstrip("\n"))
     text = text[:at].rstrip("\n") + "\n\n" + section.strip("\n") + "\n\n" + text[at:].lstrip("\n")
-    atomic_write_text(path, text.rstrip("\n") + "\n")
+    atomic_write_text(card, text.rstrip("\n") + "\n")
+
+
+def refresh_realism_section(out_dir: Path) -> Path | None:
+    """Put the realism section into an existing card.md (replacing an older one); its path, or None."""
+    path = Path(out_dir) / "card.md"
+    section = realism_section(out_dir)
+    if section is None or not path.is_file():
+        return None
+    replace_card_section(path, REALISM_HEADING, section)
     return path
