@@ -50,6 +50,9 @@ ForceOption = Annotated[bool, typer.Option("--force", help="Start a large run ev
 # The options of the evals that print a report and can also write it as JSON.
 JsonReportOption = Annotated[Path | None, typer.Option("--out", help="Write counts and rates as JSON here.")]
 OverwriteOption = Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")]
+ZoomOption = Annotated[bool, typer.Option("--zoom/--no-zoom", help="Recognisability judge: also detect on enlarged "
+                                                                  "tiles and box windows (small objects; ~8× the "
+                                                                  "detector passes).")]
 
 
 class CliError(Exception):
@@ -747,6 +750,7 @@ def critique(
     detector: Annotated[str | None, typer.Option(
         "--detector", help="Add the recognisability judge (relabelled and missing boxes of COCO classes): "
                            "'default' (YOLOv3-tiny from scripts/setup.sh) or a Darknet model folder.")] = None,
+    zoom: ZoomOption = True,
 ) -> None:
     """Audit any COCO dataset with the embedded judges; one verdict line per image."""
     from collections import Counter
@@ -765,7 +769,7 @@ def critique(
 
     try:
         rows = audit_coco(coco_json, images, progress=tick, pixel_checks=not no_pixels,
-                          recognisability=detector is not None, detector=_detector_option(detector))
+                          recognisability=detector is not None, detector=_detector_option(detector), zoom=zoom)
     except AuditError as exc:
         raise CliError(str(exc)) from exc
     finally:
@@ -893,6 +897,7 @@ def eval_critic_defects(
     share: Annotated[float, typer.Option("--share", help="Share of injected images in --critique-check.")] = 0.2,
     classes: Annotated[str | None, typer.Option("--classes", help="COCO classes of --critique-check (comma-"
                                                                   "separated; default the benchmark's eight).")] = None,
+    zoom: ZoomOption = True,
 ) -> None:
     """Defect benchmark: per-defect catch rate and clean false rejects of every embedded judge."""
     from synthloop.evals.critic_defects import (
@@ -916,7 +921,7 @@ def eval_critic_defects(
     _check_new_dir("--critique-check", critique_check)
     block = _detector_option(detector) if detector is not None or calibrate or critique_check else None
     try:
-        judge = RecognisabilityJudge(block) if detector is not None or calibrate else None
+        judge = RecognisabilityJudge(block, zoom=zoom) if detector is not None or calibrate else None
     except DetectorError as exc:
         raise CliError(f"--detector: {exc}") from exc
     result: dict[str, Any] = {}
@@ -924,7 +929,7 @@ def eval_critic_defects(
         calibration = calibrate_recognisability(judge, n=n, size=size, seed=seed, max_false_reject=max_false_reject)
         typer.echo(format_calibration(calibration))
         judge = RecognisabilityJudge(judge.detector, relabel_margin=calibration.relabel_margin,
-                                     missing_score=calibration.missing_score)
+                                     missing_score=calibration.missing_score, zoom=zoom)
         result["calibration"] = vars(calibration)
     bench = run_defect_bench(n=n, size=size, seed=seed + 2 if calibrate else seed, renderer=renderer,
                              recognisability=judge)
@@ -934,7 +939,7 @@ def eval_critic_defects(
         try:
             chosen = tuple(c.strip() for c in classes.split(",") if c.strip()) if classes else COCO_BENCH_CLASSES
             check = run_critique_check(critique_check, n=n, size=size, seed=seed + 3, share=share, detector=block,
-                                       classes=chosen)
+                                       classes=chosen, zoom=zoom)
         except ValueError as exc:
             raise CliError(str(exc)) from exc
         typer.echo(format_critique_check(check))

@@ -224,7 +224,7 @@ def calibrate_recognisability(judge: RecognisabilityJudge, n: int = 300, size: i
                               max_false_reject: float = 0.03, check_seed: int | None = None) -> Calibration:
     """Choose the judge's thresholds on seed `seed`, then measure them on `check_seed` (default seed + 1)."""
     stats = _statistics(judge, n, size, seed)
-    margin, missing = choose_thresholds(stats, max_false_reject)
+    margin, missing = choose_thresholds(stats, max_false_reject)  # for the judge's view mode (zoom or not)
     fresh = _statistics(judge, n, size, seed + 1 if check_seed is None else check_seed)
     return Calibration(relabel_margin=margin, missing_score=missing, max_false_reject=max_false_reject, n_clean=n,
                        fit=_rates(stats, margin, missing), check=_rates(fresh, margin, missing))
@@ -315,14 +315,16 @@ def score_critique(rows: list[dict], truth: dict[str, str]) -> CritiqueCheck:
 
 
 def run_critique_check(work_dir: Path, n: int = 200, size: int = 512, seed: int = 3, share: float = 0.2,
-                       detector: object = None, classes: tuple[str, ...] = COCO_BENCH_CLASSES) -> CritiqueCheck:
+                       detector: object = None, classes: tuple[str, ...] = COCO_BENCH_CLASSES,
+                       zoom: bool = True) -> CritiqueCheck:
     """Write the injected boxes-only COCO (`write_injected_coco`) and audit it as `synthloop critique --detector`
-    does (embedded judges, pixel checks, the recognisability judge over `detector`, default YOLOv3-tiny)."""
+    does (embedded judges, pixel checks, the recognisability judge over `detector`, default YOLOv3-tiny, zoomed
+    views unless `zoom` is False)."""
     from synthloop.tools.critic.audit import audit_coco
 
     truth = write_injected_coco(work_dir, n, size, seed, share, classes=classes)
     rows = audit_coco(Path(work_dir) / "coco.json", Path(work_dir) / "images", recognisability=True,
-                      detector=detector)  # type: ignore[arg-type]
+                      detector=detector, zoom=zoom)  # type: ignore[arg-type]
     return score_critique(rows, truth)
 
 

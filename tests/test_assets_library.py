@@ -112,3 +112,16 @@ def test_installed_library_covers_common_classes_with_photos(tmp_path: Path) -> 
     again = AssetLibrary(sources=["tuxpaint"], cache_dir=tmp_path / "cache")  # read from the index cache
     assert [a.id for a in again.assets] == [a.id for a in library.assets]
     assert list((tmp_path / "cache").glob("index-*.json"))
+
+
+@installed
+def test_distractors_leave_out_the_classes_and_their_siblings(tmp_path: Path) -> None:
+    library = AssetLibrary(sources=["tuxpaint"], cache_dir=tmp_path / "cache")
+    if library.matcher.wordnet is None:
+        pytest.skip("Debian's wordnet-base is not installed (scripts/setup.sh installs it)")
+    every = {a.extra.get("head") for a in library.distractor_pool([])}
+    assert {"lemon", "lime", "glass", "goat"} <= every
+    senses = [library.sense(name, other_classes=["orange", "cup", "sheep"]) for name in ("orange", "cup", "sheep")]
+    chosen = {a.extra.get("head") for a in library.distractor_pool(senses)}
+    assert not chosen & {"orange", "lemon", "lime", "cup", "glass", "sheep", "goat"}, "citrus, containers, bovids"
+    assert len(chosen) >= 0.9 * len(every), "only the close relatives leave the clutter"

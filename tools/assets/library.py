@@ -188,15 +188,32 @@ class AssetLibrary:
                                           head=asset.extra.get("head"))
 
     def distractors(self, senses: Sequence[ClassSense], limit: int = 24) -> list[Asset]:
-        """Photographs that match none of `senses` (unlabelled clutter), spread over the library."""
+        """Up to `limit` usable photographs of the distractor pool (unlabelled clutter), spread over the library."""
+        pool = self.distractor_pool(senses)
+        step = max(1, len(pool) // limit)
+        return self._usable(pool[::step])[:limit]
+
+    def distractor_pool(self, senses: Sequence[ClassSense]) -> list[Asset]:
+        """Installed photographs that may stand beside these classes unlabelled: none that matches a class or is a
+        sibling of one, no people, symbols or seasonal stamps."""
         labels = {normalise_name(s.name) for s in senses}
-        pool = [a for a in self.assets if a.kind == "photo" and a.source == "tuxpaint"
-                and not any(self._matches(s, a) for s in senses)
+        return [a for a in self.assets if a.kind == "photo" and a.source == "tuxpaint"
+                and not any(self._matches(s, a) or self._sibling(s, a) for s in senses)
                 and normalise_name(a.extra.get("head", "")) not in labels
                 and not is_symbolic(list(a.folder_words))
                 and not any(w in ("symbols", "people", "space", "seasonal") for w in a.folder_words)]
-        step = max(1, len(pool) // limit)
-        return self._usable(pool[::step])[:limit]
+
+    def _sibling(self, sense: ClassSense, asset: Asset) -> bool:
+        """Whether the asset shows a kind of thing next to the class under the same WordNet parent (a lemon beside
+        the class orange, both citrus; a glass beside cup): unlabelled, it would look like a missed label, to a
+        detector judging the data and to a model trained on it."""
+        wordnet = self.matcher.wordnet
+        if wordnet is None or not sense.synsets:
+            return False
+        head = asset.extra.get("head", "")
+        shown = self.matcher.asset_sense(head, [*asset.folder_words, asset.description]) if head else None
+        return shown is not None and any(self.matcher.steps_up(shown, parent) == 1
+                                         for parent in wordnet.synset(sense.synsets[0]).hypernyms)
 
     def _usable(self, assets: list[Asset]) -> list[Asset]:
         """Assets whose cut-out loads and whose alpha outlines an object, best alpha first, ids breaking ties."""

@@ -161,13 +161,14 @@ def _row(image: dict[str, Any], verdicts: list[Verdict]) -> dict[str, Any]:
 def audit_coco(coco_path: Path, images_dir: Path, *, judges: list[Judge] | None = None,
                duplicates: DuplicateIndex | None = None, progress: Progress | None = None,
                pixel_checks: bool = True, recognisability: bool = False,
-               detector: Detector | BackendBlock | dict[str, Any] | str | None = None,
+               detector: Detector | BackendBlock | dict[str, Any] | str | None = None, zoom: bool = True,
                extra_judges: Sequence[Judge] = ()) -> list[dict[str, Any]]:
     """Judge every image of a COCO file; return one row per image (see the module docstring).
 
     `judges` replace the embedded rule judges; `extra_judges` come after them. With `recognisability`, the
     recognisability judge (`detector`: a detector or detector block, default YOLOv3-tiny) looks for the file's
-    categories; its thresholds are the defect benchmark's calibration."""
+    categories, on the whole image and, with `zoom`, on enlarged tiles and box windows; its thresholds are the
+    defect benchmark's calibration for that view mode."""
     coco = load_coco(Path(coco_path))
     if not Path(images_dir).is_dir():
         raise AuditError(f"image folder not found: {images_dir}")
@@ -178,7 +179,7 @@ def audit_coco(coco_path: Path, images_dir: Path, *, judges: list[Judge] | None 
                   if isinstance(c, dict)}
     judges = [*judges, *extra_judges]
     if recognisability:
-        judges.append(recognisability_judge(detector, list(dict.fromkeys(categories.values()))))
+        judges.append(recognisability_judge(detector, list(dict.fromkeys(categories.values())), zoom=zoom))
     by_image: dict[str, list[dict[str, Any]]] = {}
     for ann in coco.get("annotations", []):
         if isinstance(ann, dict):
@@ -195,14 +196,14 @@ def audit_coco(coco_path: Path, images_dir: Path, *, judges: list[Judge] | None 
 
 
 def recognisability_judge(detector: Detector | BackendBlock | dict[str, Any] | str | None,
-                          classes: list[str]) -> Judge:
-    """The recognisability judge over `detector` (None: YOLOv3-tiny) for `classes`; AuditError when the detector
-    cannot be loaded."""
+                          classes: list[str], *, zoom: bool = True) -> Judge:
+    """The recognisability judge over `detector` (None: YOLOv3-tiny) for `classes`, zoomed views or not;
+    AuditError when the detector cannot be loaded."""
     from synthloop.tools.critic.detector import DetectorError
     from synthloop.tools.critic.recognisability import RecognisabilityJudge
 
     try:
-        return RecognisabilityJudge(detector, classes=classes)
+        return RecognisabilityJudge(detector, classes=classes, zoom=zoom)
     except DetectorError as exc:
         raise AuditError(f"detector: {exc}") from exc
 

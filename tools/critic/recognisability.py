@@ -5,7 +5,10 @@ used here as a critic with signal on every renderer, and on users' own datasets 
 
 Evidence (`measure`), one detector pass per image asking for every class of the spec that the detector knows
 (a closed-vocabulary detector such as YOLOv3-tiny through the COCO names of `tools/class_names.py`, an
-open-vocabulary one by the names themselves); each detection carries the class the detector finds most likely:
+open-vocabulary one by the names themselves); with `zoom`, also passes over 2 × 2 overlapping tiles and over a
+window around each judged box, enlarged to the detector's input (`tools/critic/views.py`: a 416-input detector
+loses the small objects of a 512² image; ~8 passes per image instead of 1). Each detection carries the class the
+detector finds most likely:
 - recognisability of an instance = the highest score of a detection of its class whose box overlaps the
   instance's box with IoU ≥ `overlap_iou` (0 when there is none): the detector's confidence for the intended
   class inside the box;
@@ -17,7 +20,7 @@ open-vocabulary one by the names themselves); each detection carries the class t
 Instances of classes the detector does not know, and instances with no visible pixels, are not judged.
 
 Checks (thresholds calibrated on the defect benchmark, `synthloop eval critic-defects --renderer copy_paste
---calibrate`; the defaults below are that calibration's, see `CALIBRATION`):
+--calibrate`, per view mode; the defaults are that calibration's, see `CALIBRATION`):
 - relabelled: an instance's rival margin ≥ `relabel_margin` ("the detector sees bird there, not car");
 - missing: an unannotated detection with score ≥ `missing_score` (an object nobody labelled);
 - unrecognisable: an instance's recognisability < `min_recognisability` (0 = off: a weak detector misses real
@@ -51,12 +54,16 @@ from synthloop.tools.types import Decision, Instance, Verdict
 YOLO_SUBDIR = Path("share") / "synthloop" / "detectors" / "yolov3-tiny"
 YOLO_ENV = "SYNTHLOOP_YOLO_DIR"
 INSIDE_SHARE = 0.5  # a detection mostly inside an annotated box belongs to it (a part found as well as the whole)
-# Thresholds from `synthloop eval critic-defects --renderer copy_paste --detector default --calibrate --n 150
-# --seed 1 --max-false-reject 0.03` (150 clean copy_paste images of 8 COCO classes at 512², one relabelled / one
-# missing box injected into each; chosen on seed 1: relabels caught 18.7%, missing boxes 15.3%, clean false
-# rejects 2.7%; on seed 2: 20.0%, 12.7%, 4.7%), rounded up. YOLOv3-tiny's low recall on these composites is the
-# ceiling: a box it does not recognise cannot be judged.
-CALIBRATION = {"relabel_margin": 0.29, "missing_score": 0.45}
+# Thresholds per view mode from `synthloop eval critic-defects --renderer copy_paste --detector default --calibrate
+# --n 150 --seed 1 --max-false-reject 0.03` (150 clean copy_paste images of 8 COCO classes at 512², one relabelled /
+# one missing box injected into each), rounded up:
+# - "image" (one pass over the whole image, --no-zoom): on seed 1 relabels caught 18.7%, missing boxes 15.3%, clean
+#   false rejects 2.7%; on seed 2: 20.0%, 12.7%, 4.7%;
+# - "zoom" (whole image, 2 × 2 tiles, a window per box): on seed 1 52.7%, 34.7%, 2.7%; on seed 2: 50.7%, 33.3%,
+#   3.3%.
+# YOLOv3-tiny's low recall on these composites is the ceiling: a box it does not recognise cannot be judged.
+CALIBRATION = {"image": {"relabel_margin": 0.29, "missing_score": 0.45},
+               "zoom": {"relabel_margin": 0.47, "missing_score": 0.55}}
 
 
 def default_detector_dir() -> Path | None:
@@ -130,13 +137,20 @@ def _inside(inner: tuple[float, float, float, float], outer: tuple[float, float,
 
 
 def measure(detector: Detector, image: np.ndarray, instances: Sequence[Instance], class_names: Sequence[str], *,
-            overlap_iou: float = 0.3, free_iou: float = 0.3) -> Evidence:
-    """One detector pass over the image for the spec's classes, matched against the instances (see the module)."""
+            overlap_iou: float = 0.3, free_iou: float = 0.3, zoom: bool = False) -> Evidence:
+    """A detector pass over the image for the spec's classes (with `zoom`, also over 2 × 2 tiles and over a window
+    around each judged instance, `tools/critic/views.py`), matched against the instances (see the module)."""
+    from synthloop.tools.critic.views import detect_in, object_window, tiles
+
     targets = target_names(list(dict.fromkeys([*class_names, *(i.category for i in instances)])),
                            detector.vocabulary)
     spec_targets = sorted({targets[n] for n in class_names if n in targets})
     asked = sorted({*spec_targets, *(targets[i.category] for i in instances if i.category in targets)})
     detections = detector.detect(image, asked) if asked else []
+    height, width = image.shape[:2]
+    if zoom and asked:
+        for window in tiles(width, height):
+            detections += detect_in(detector, image, window, asked, drop_cut=True)
     boxes = [xywh_to_xyxy(inst.bbox) for inst in instances]
     det_boxes = [xywh_to_xyxy(d.bbox) for d in detections]
     overlap = [[iou(b, d) for d in det_boxes] for b in boxes]
@@ -146,8 +160,13 @@ def measure(detector: Detector, image: np.ndarray, instances: Sequence[Instance]
         if target is None or inst.area <= 0:
             evidence.append(None)
             continue
+        candidates = list(zip(detections, overlap[index], strict=True))
+        window = object_window(inst.bbox, width, height) if zoom else None
+        if window is not None:
+            candidates += [(d, iou(boxes[index], xywh_to_xyxy(d.bbox)))
+                           for d in detect_in(detector, image, window, asked, drop_cut=False)]
         own, rival, rival_class = 0.0, 0.0, None
-        for det, value in zip(detections, overlap[index], strict=True):
+        for det, value in candidates:
             if value < overlap_iou:
                 continue
             if det.category == target:
@@ -169,11 +188,13 @@ class RecognisabilityOptions(BaseModel):
     detector: BackendBlock | None = Field(default=None, description="Detector block, e.g. {backend: owlv2, model: "
                                                                     "DIR}; default: YOLOv3-tiny (COCO) from "
                                                                     "scripts/setup.sh.")
-    relabel_margin: float = Field(default=CALIBRATION["relabel_margin"], ge=-1.0, le=1.0,
-                                  description="Reject when another class's score beats the intended class's by "
-                                              "this much inside a box.")
-    missing_score: float = Field(default=CALIBRATION["missing_score"], ge=0.0, le=1.0,
-                                 description="Reject when a detection this confident lies on no annotated box.")
+    relabel_margin: float | None = Field(default=None, ge=-1.0, le=1.0,
+                                         description="Reject when another class's score beats the intended class's "
+                                                     "by this much inside a box (default: the calibration's for "
+                                                     "the view mode).")
+    missing_score: float | None = Field(default=None, ge=0.0, le=1.0,
+                                        description="Reject when a detection this confident lies on no annotated "
+                                                    "box (default: the calibration's for the view mode).")
     min_recognisability: float = Field(default=0.0, ge=0.0, le=1.0,
                                        description="Reject when an instance's own-class score is below this "
                                                    "(0 = off).")
@@ -181,6 +202,8 @@ class RecognisabilityOptions(BaseModel):
                                                                         "IoU on.")
     free_iou: float = Field(default=0.3, gt=0.0, le=1.0, description="A detection below this IoU with every box is "
                                                                      "unannotated.")
+    zoom: bool = Field(default=False, description="Also detect on 2 × 2 tiles and on a window around each box, "
+                                                  "enlarged to the detector's input (small objects; ~8× the cost).")
     policy: Literal["reject", "edit"] = Field(default="reject", description="reject, or edit (ask for a "
                                                                             "re-render).")
     classes: list[str] | None = Field(default=None, description="Classes to look for (default: the spec's; an "
@@ -196,18 +219,21 @@ class RecognisabilityJudge(BaseJudge):
     requires = ("cv2",)
 
     def __init__(self, detector: Detector | BackendBlock | dict[str, Any] | str | None = None, *,
-                 relabel_margin: float = CALIBRATION["relabel_margin"],
-                 missing_score: float = CALIBRATION["missing_score"], min_recognisability: float = 0.0,
-                 overlap_iou: float = 0.3, free_iou: float = 0.3, policy: Literal["reject", "edit"] = "reject",
-                 classes: Sequence[str] | None = None) -> None:
+                 relabel_margin: float | None = None, missing_score: float | None = None,
+                 min_recognisability: float = 0.0,
+                 overlap_iou: float = 0.3, free_iou: float = 0.3, zoom: bool = False,
+                 policy: Literal["reject", "edit"] = "reject", classes: Sequence[str] | None = None) -> None:
         if policy not in ("reject", "edit"):
             raise DetectorError(f"unknown policy '{policy}' (reject | edit)")
         if not (0.0 < overlap_iou <= 1.0 and 0.0 < free_iou <= 1.0):
             raise DetectorError(f"overlap_iou ({overlap_iou}) and free_iou ({free_iou}) must be in (0, 1]")
         self.detector = detector if isinstance(detector, Detector) else _build(detector)
-        self.relabel_margin, self.missing_score = relabel_margin, missing_score
+        calibrated = CALIBRATION["zoom" if zoom else "image"]
+        self.relabel_margin = calibrated["relabel_margin"] if relabel_margin is None else relabel_margin
+        self.missing_score = calibrated["missing_score"] if missing_score is None else missing_score
         self.min_recognisability = min_recognisability
         self.overlap_iou, self.free_iou = overlap_iou, free_iou
+        self.zoom = zoom
         self.policy = policy
         self.classes = list(classes) if classes is not None else None
 
@@ -216,7 +242,7 @@ class RecognisabilityJudge(BaseJudge):
         instances = list(item.sample.annotation.instances) if item.sample.annotation else []
         classes = self.classes if self.classes is not None else item.spec.class_names
         return measure(self.detector, item.image, instances, classes, overlap_iou=self.overlap_iou,
-                       free_iou=self.free_iou)
+                       free_iou=self.free_iou, zoom=self.zoom)
 
     def judge(self, item: JudgeInput) -> Verdict:
         """Reasons name each relabelled, missing or unrecognisable object with the detector's scores."""
