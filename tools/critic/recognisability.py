@@ -48,6 +48,7 @@ from synthloop.tools.backend import BackendBlock, Capabilities
 from synthloop.tools.class_names import coco_class_for
 from synthloop.tools.critic.base import BaseJudge, JudgeInput
 from synthloop.tools.critic.detector import Detection, Detector, DetectorError
+from synthloop.tools.critic.views import detect_in, object_window, tiles
 from synthloop.tools.geometry import iou, xywh_to_xyxy
 from synthloop.tools.types import Decision, Instance, Verdict
 
@@ -140,13 +141,11 @@ def measure(detector: Detector, image: np.ndarray, instances: Sequence[Instance]
             overlap_iou: float = 0.3, free_iou: float = 0.3, zoom: bool = False) -> Evidence:
     """A detector pass over the image for the spec's classes (with `zoom`, also over 2 × 2 tiles and over a window
     around each judged instance, `tools/critic/views.py`), matched against the instances (see the module)."""
-    from synthloop.tools.critic.views import detect_in, object_window, tiles
-
     targets = target_names(list(dict.fromkeys([*class_names, *(i.category for i in instances)])),
                            detector.vocabulary)
     spec_targets = sorted({targets[n] for n in class_names if n in targets})
     asked = sorted({*spec_targets, *(targets[i.category] for i in instances if i.category in targets)})
-    detections = detector.detect(image, asked) if asked else []
+    detections = list(detector.detect(image, asked)) if asked else []
     height, width = image.shape[:2]
     if zoom and asked:
         for window in tiles(width, height):
