@@ -417,3 +417,15 @@ def test_llm_class_names_are_cleaned_of_glue_words() -> None:
     proposal = PlanProposal(classes=["with surfboards", "surfboards and", "umbrellas"])
     spec = ground_spec("sunset beach photos with surfboards and umbrellas, 250 images", proposal)
     assert spec.class_names == ["surfboard", "umbrella"]
+
+
+def test_many_classes_without_counts_default_to_a_subset_per_image_and_say_so() -> None:
+    few = plan("images of cups, plates and forks")
+    assert counts(few) == {"cup": (1, 3), "plate": (1, 3), "fork": (1, 3)}
+    assert not any(d.startswith("object counts=") for d in few.defaults_used)
+    many = plan("120 photos of dogs, horses, zebras, giraffes, elephants, cars, buses, apples, bananas and broccoli")
+    assert set(counts(many).values()) == {(0, 1)}
+    assert any(d.startswith("object counts=0-1 per image") and "10 classes" in d for d in many.defaults_used)
+    five = plan("images with 2-4 cups, plates, forks, knives and spoons")
+    assert counts(five)["cup"] == (2, 4), "a count the request gives is kept"
+    assert {counts(five)[n] for n in ("plate", "fork", "knife", "spoon")} == {(0, 2)}
