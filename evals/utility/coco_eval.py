@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 from synthloop.evals.utility.assets import UtilityError
 from synthloop.evals.utility.detector import DetectionImage
+from synthloop.tools.coco_file import read_coco_file
 
 
 @dataclass(frozen=True)
@@ -32,16 +32,6 @@ class CocoSet:
     classes: tuple[str, ...]
     images: list[DetectionImage]
     gt: dict[str, Any]
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UtilityError(f"cannot read COCO file {path}: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise UtilityError(f"{path} is not a COCO instances file (no 'images' list)")
-    return data
 
 
 def export_parts(out_dir: Path) -> list[tuple[Path, Path]]:
@@ -64,7 +54,7 @@ def load_coco_set(parts: Sequence[tuple[Path, Path]], classes: Sequence[str]) ->
     images: list[DetectionImage] = []
     gt_images, gt_annotations = [], []
     for coco_file, folder in parts:
-        data = _read_json(coco_file)
+        data = read_coco_file(Path(coco_file), UtilityError, lists=("images",))
         label_of = {c.get("id"): wanted.get(normal_class_name(str(c.get("name", ""))))
                     for c in data.get("categories", []) if isinstance(c, dict)}
         by_image: dict[Any, list[dict[str, Any]]] = {}

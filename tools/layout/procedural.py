@@ -4,8 +4,10 @@ Steps per image: (1) draw a count per class, (2) draw a size and aspect ratio pe
 back to front, rejecting positions that would hide any object already placed behind by more than the
 difficulty's occlusion limit, (4) add rule-based spatial relations when the spec asks for a scene graph.
 
-Boxes are snapped to whole pixels, so a renderer that fills its boxes produces masks whose tight boxes are
-exactly the layout boxes. Depth is the stacking order: objects are listed back to front, depth = index.
+Boxes are snapped to whole pixels, so a renderer that fills its boxes (the compositor) produces masks whose
+tight boxes are exactly the layout boxes; copy_paste gives a cut-out its box's area with the cut-out's own
+shape, so its tight boxes are the cut-outs'. Depth is the stacking order: objects are listed back to front,
+depth = index.
 """
 
 from __future__ import annotations
