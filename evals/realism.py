@@ -13,7 +13,9 @@ Steps:
    of its COCO class with IoU ≥ `iou`; class-agnostic hit = matched one-to-one to a detection of any class;
    pairs are matched greedily, highest IoU first;
 4. recall = hits / annotations, per class and overall, with 95% bootstrap intervals over images (images
-   resampled with replacement, `rounds` times, seeded);
+   resampled with replacement, `rounds` times, seeded); also per object size (COCO's bins on the box area:
+   small < 32², medium < 96², large), which tells size from appearance: a 416-input detector such as
+   YOLOv3-tiny misses most small objects even in real photographs;
 5. write DIR/realism.json and print a table; the dataset card shows it (`refresh_realism_section`).
 """
 
@@ -38,6 +40,13 @@ DEFAULT_MIN_SCORE = 0.25  # Darknet's and most YOLO tools' default confidence th
 DEFAULT_IOU = 0.5
 DEFAULT_ROUNDS = 1000
 REALISM_FILE = "realism.json"
+SIZE_BINS = ("small", "medium", "large")  # COCO's area ranges: < 32², 32²–96², ≥ 96² (here on the box area)
+
+
+def size_bin(box: tuple[float, float, float, float]) -> str:
+    """COCO's size bin of an xywh box, by its area."""
+    area = box[2] * box[3]
+    return "small" if area < 32**2 else "medium" if area < 96**2 else "large"
 
 
 class RealismError(ValueError):
@@ -100,6 +109,8 @@ class ImageHits:
     aware: dict[str, int]
     agnostic: dict[str, int]
     seen_as: dict[str, dict[str, int]] = field(default_factory=dict)
+    by_size: ImageHits | None = None  # the same counts with SIZE_BINS in place of the classes
+
 
 
 def score_image(truths: Sequence[tuple[str, tuple[float, float, float, float]]], detections: Sequence[Detection],
@@ -108,20 +119,27 @@ def score_image(truths: Sequence[tuple[str, tuple[float, float, float, float]]],
     kept = [d for d in detections if d.score >= min_score]
     classes = sorted({c for c, _ in truths})
     counts = {c: sum(1 for t, _ in truths if t == c) for c in classes}
+    bins = [size_bin(b) for _, b in truths]
+    sizes = ImageHits(truths={b: bins.count(b) for b in SIZE_BINS if b in bins}, aware={}, agnostic={})
     aware: dict[str, int] = {}
     for c in classes:
-        boxes = [b for t, b in truths if t == c]
-        matches = match_boxes(boxes, [d.bbox for d in kept if d.category == c], iou_threshold)
+        indices = [i for i, (t, _) in enumerate(truths) if t == c]
+        matches = match_boxes([truths[i][1] for i in indices], [d.bbox for d in kept if d.category == c],
+                              iou_threshold)
         aware[c] = sum(m is not None for m in matches)
+        for i, m in zip(indices, matches, strict=True):
+            if m is not None:
+                sizes.aware[bins[i]] = sizes.aware.get(bins[i], 0) + 1
     agnostic = dict.fromkeys(classes, 0)
     seen_as: dict[str, dict[str, int]] = {}
-    for (c, _), j in zip(truths, match_boxes([b for _, b in truths], [d.bbox for d in kept], iou_threshold),
-                         strict=True):
+    for k, ((c, _), j) in enumerate(zip(truths, match_boxes([b for _, b in truths], [d.bbox for d in kept],
+                                                            iou_threshold), strict=True)):
         if j is not None:
             agnostic[c] += 1
+            sizes.agnostic[bins[k]] = sizes.agnostic.get(bins[k], 0) + 1
             seen = seen_as.setdefault(c, {})
             seen[kept[j].category] = seen.get(kept[j].category, 0) + 1
-    return ImageHits(truths=counts, aware=aware, agnostic=agnostic, seen_as=seen_as)
+    return ImageHits(truths=counts, aware=aware, agnostic=agnostic, seen_as=seen_as, by_size=sizes)
 
 
 # ------------------------------------------------------------------------------------------- recall + bootstrap
@@ -189,6 +207,7 @@ class RealismReport:
     not_in_detector: list[str]  # mapped to COCO, but the detector does not know that class
     recall: dict[str, dict[str, Recall]] = field(default_factory=dict)
     seen_as: dict[str, dict[str, int]] = field(default_factory=dict)  # class-agnostic matches by detected class
+    recall_by_size: dict[str, dict[str, Recall]] = field(default_factory=dict)  # as `recall`, SIZE_BINS for classes
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (intervals as lists)."""
@@ -262,6 +281,8 @@ def evaluate_realism(dataset_dir: Path, detector: Detector, *, iou_threshold: fl
         bootstrap_rounds=rounds, seed=seed, n_images=len(per_image), splits=splits,
         mapping=dict(sorted(mapping.items())), unmapped=sorted(unmapped), not_in_detector=sorted(missing),
         recall=bootstrap_recalls(per_image, classes, rounds=rounds, seed=seed), seen_as=_seen_as(per_image),
+        recall_by_size=bootstrap_recalls([h.by_size for h in per_image if h.by_size is not None], SIZE_BINS,
+                                         rounds=rounds, seed=seed),
     )
 
 
@@ -298,6 +319,11 @@ def format_realism(report: RealismReport) -> str:
             continue
         lines.append(f"{label[:24]:<24} {coco if coco != 'all' else '':<16} {r.total:>8}  {_cell(r):<24} "
                      f"{_cell(agnostic[coco])}")
+    by_size = report.recall_by_size.get("class_aware", {})
+    sizes = [f"{b} {by_size[b].total} objects {_cell(by_size[b])}" for b in SIZE_BINS
+             if b in by_size and by_size[b].total]
+    if sizes:
+        lines.append("class-aware recall by box area (small < 32², medium < 96², large): " + "; ".join(sizes))
     for coco, seen in report.seen_as.items():
         lines.append(f"{coco} found as: " + ", ".join(f"{name} {n}" for name, n in list(seen.items())[:5]))
     if report.unmapped:

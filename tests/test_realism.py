@@ -96,6 +96,17 @@ def test_score_image_separates_class_aware_from_class_agnostic_hits() -> None:
     assert lenient.aware["cup"] == 2 and lenient.agnostic["cup"] == 3
 
 
+def test_score_image_also_counts_hits_by_coco_size_bin_of_the_box() -> None:
+    truths = [("cup", (0.0, 0.0, 20.0, 20.0)), ("cup", (100.0, 0.0, 50.0, 50.0)), ("cup", (200.0, 0.0, 120.0, 90.0)),
+              ("tv", (0.0, 200.0, 100.0, 100.0))]
+    detections = [Detection("cup", (0.0, 0.0, 20.0, 20.0), 0.9),  # the small cup
+                  Detection("bowl", (100.0, 0.0, 50.0, 50.0), 0.9),  # the medium cup, as another class
+                  Detection("tv", (0.0, 200.0, 100.0, 100.0), 0.9)]  # the large tv; the large cup is missed
+    sizes = score_image(truths, detections).by_size
+    assert sizes.truths == {"small": 1, "medium": 1, "large": 2}
+    assert sizes.aware == {"small": 1, "large": 1} and sizes.agnostic == {"small": 1, "medium": 1, "large": 1}
+
+
 # ------------------------------------------------------------------------------------------- bootstrap
 
 
@@ -235,6 +246,10 @@ def test_evaluate_realism_scores_every_split_and_writes_realism_json(tmp_path: P
     text = format_realism(report)
     assert "mug" in text and "television" in text and "not scored (no COCO class): plate" in text
     assert "cup found as: cup 1, frisbee 1" in text
+    by_size = report.recall_by_size["class_aware"]
+    assert sum(by_size[b].total for b in ("small", "medium", "large")) == 6 == by_size["all"].total
+    assert sum(by_size[b].hits for b in ("small", "medium", "large")) == 2
+    assert "class-aware recall by box area (small < 32², medium < 96², large): small 6 objects 0.333" in text
 
 
 def test_open_vocabulary_detector_is_asked_for_the_mapped_coco_names(tmp_path: Path) -> None:
@@ -286,6 +301,7 @@ def test_card_shows_the_realism_section_when_realism_json_exists(tmp_path: Path)
     aware = report.recall["class_aware"]["cup"]
     assert f"| mug | cup | 4 | 0.250 [{aware.interval[0]:.2f}, {aware.interval[1]:.2f}] |" in card
     assert "Not scored (no COCO class): plate." in card
+    assert "Class-aware recall by box area" in card and "small (6 objects) 0.333" in card
 
     write_card(tmp_path, spec, samples, [], None)  # a re-export keeps the section
     assert (tmp_path / "card.md").read_text().count(REALISM_HEADING) == 1

@@ -397,6 +397,12 @@ def realism_section(out_dir: Path) -> str | None:
           f"IoU ≥ {data.get('iou_threshold')} and score ≥ {data.get('min_score')}, with 95% bootstrap intervals "
           "over images: a floor on how recognisable the objects are.\n",
           _table(["class", "COCO class", "objects", "class-aware recall", "class-agnostic recall"], rows)]
+    by_size = (data.get("recall_by_size") or {}).get("class_aware") or {}
+    sizes = [f"{b} ({by_size[b]['total']} objects) {cell(by_size[b])}" for b in ("small", "medium", "large")
+             if isinstance(by_size.get(b), dict) and by_size[b].get("total")]
+    if sizes:
+        md.append("Class-aware recall by box area (small < 32², medium < 96², large; a detector with a fixed input "
+                  "misses most small objects in real photographs too): " + "; ".join(sizes) + ".\n")
     if data.get("unmapped"):
         md.append("Not scored (no COCO class): " + _fmt_value(", ".join(data["unmapped"])) + ".\n")
     return "\n".join(md)
