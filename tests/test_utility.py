@@ -20,6 +20,7 @@ from synthloop.evals.utility.coco_eval import (
     load_coco_set,
     map_of_images,
 )
+from synthloop.evals.utility.data import corrupt_export
 from synthloop.evals.utility.detector import TrainSettings, build_model, load_checkpoint
 from synthloop.evals.utility.report import CARD_HEADING, format_report, refresh_card_section, write_report
 from synthloop.evals.utility.run import COMPARISONS, UtilitySettings, run_utility
@@ -143,7 +144,10 @@ def test_injected_defects_change_what_they_claim(tiny) -> None:
     corruptions = json.loads((work / "runs" / "corrupted" / "corruptions.json").read_text())
     pool = json.loads((work / "runs" / "copy_paste" / "annotations" / "instances_train.json").read_text())["images"]
     assert len(pool) == 12, "1.5 × n_train: the critic's rejects are replaced, as in the loop"
-    assert len(corruptions) == round(0.2 * len(pool))
+    first = {i["id"] for i in pool[:8]}
+    assert sum(c["image_id"] in first for c in corruptions) == round(0.2 * 8), "the arm's share is exact"
+    assert len(corruptions) == round(0.2 * 8) + round(0.2 * 4), "and so is the replacements'"
+    assert {c["defect"] for c in corruptions} <= {"box_shift", "missing_box", "relabel"}, "box defects by default"
     for c in corruptions:
         before = [a for a in clean.values() if a["image_id"] == c["image_id"]]
         after = [a for a in corrupted["annotations"] if a["image_id"] == c["image_id"]]
@@ -179,6 +183,8 @@ def test_bad_settings_are_one_line_errors(tmp_path: Path, cutouts: Path) -> None
         UtilitySettings(test_coco=tmp_path / "x.json").check()
     with pytest.raises(UtilityError, match="'fork' has 0 library cut-out"):
         split_assets(["fork"], tmp_path / "split", assets_dir=cutouts)
+    with pytest.raises(UtilityError, match="defects must be some of"):
+        corrupt_export([], tmp_path / "c", share=0.2, seed=0, defects=("box_nudge",))
     result = synthloop("eval", "utility", "--out", str(tmp_path / "o"), "--comparisons", "copy_paste_vs_nothing")
     assert result.returncode == 2 and result.stderr.startswith("error: unknown comparison")
     assert len(result.stderr.strip().splitlines()) == 1
@@ -196,3 +202,26 @@ def test_worker_processes_train_the_same_detectors(tiny) -> None:
     here = [(e.stats_map, loss) for e, loss, _ in _run_jobs(jobs, data, test, settings)]
     spread = [(e.stats_map, loss) for e, loss, _ in _run_jobs(jobs, data, test, replace(settings, jobs=2))]
     assert here == spread
+
+
+def test_the_recovered_share_is_given_only_where_a_loss_is_shown() -> None:
+    from synthloop.evals.utility.report import _recovery
+
+    shown = {"lost": 0.02, "lost_interval": [0.01, 0.03], "recovered_share": 0.8, "recovered_interval": [0.5, 1.1]}
+    assert "the critic recovers 80% of it [50%, 110%]" in _recovery(shown)
+    hidden = {**shown, "lost_interval": [-0.01, 0.03], "recovered_share": None}
+    assert _recovery(hidden).endswith("not measurable (no loss shown)")
+
+
+def test_the_crossfit_pilot_table_reads_the_critic_arms(tiny) -> None:
+    from synthloop.evals.utility.crossfit_pilot import MISSING_SCORES, threshold_table
+
+    _, work, _, _ = tiny
+    table = threshold_table(work)
+    assert {"clean", "relabel_margin", "missing_score"} <= set(table[0])
+    assert set(table[0]) - {"clean", "relabel_margin", "missing_score"}, "the injected defects have columns"
+    for start in range(0, len(table), len(MISSING_SCORES)):  # stricter thresholds never reject more
+        block = table[start:start + len(MISSING_SCORES)]
+        for key in set(block[0]) - {"relabel_margin", "missing_score"}:
+            values = [e[key] for e in block]
+            assert values == sorted(values, reverse=True) and all(0.0 <= v <= 1.0 for v in values)

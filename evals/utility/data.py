@@ -3,8 +3,11 @@
 - `make_run`: one synthloop run (`start_run`, the whole loop: layout, render, exact labels, critic, export) of a
   spec with a renderer / layout / best-of-n choice; the export's COCO files are the dataset.
 - `corrupt_export`: a copy of an export's COCO files in which a share of the images (seeded) is badly
-  annotated: `evals/defects.py` `corrupt_every_instance`, cycling through box_shift, missing_box, relabel and
-  mask_shift; the images are the export's own. Returns what was done to which image.
+  annotated: `evals/defects.py` `corrupt_every_instance`, cycling through box_shift, missing_box and relabel
+  (BOX_DEFECTS: what a box detector learns from; a moved mask leaves its box alone, so mask_shift is only used
+  when asked for); the images are the export's own. With `first`, exactly that share of the first `first`
+  images is bad (the training arm) and the same share of the rest (the critic's replacements). Returns what was
+  done to which image.
 - `critic_filter`: `audit_coco` (what `synthloop critique` runs) over those files with the given judges; only
   the images the critic accepts are kept (an edit counts as not kept).
 COCO annotations go to `Instance`s through the audit's own converter and back, so a defect is injected exactly as
@@ -24,6 +27,8 @@ import numpy as np
 from synthloop.evals.utility.assets import UtilityError
 from synthloop.tools.io import atomic_write_json, atomic_write_jsonl
 from synthloop.tools.types import ObjectSpec, Splits, Task, TaskSpec
+
+BOX_DEFECTS = ("box_shift", "missing_box", "relabel")
 
 
 def utility_spec(classes: Sequence[str], n_images: int, size: int, seed: int, difficulty: str = "medium",
@@ -121,19 +126,26 @@ def _annotations(image_id: Any, instances: Sequence[Any], category_ids: dict[str
     return rows
 
 
-def corrupt_export(parts: Sequence[tuple[Path, Path]], out_dir: Path, *, share: float, seed: int
+def corrupt_export(parts: Sequence[tuple[Path, Path]], out_dir: Path, *, share: float, seed: int,
+                   first: int | None = None, defects: Sequence[str] = BOX_DEFECTS
                    ) -> tuple[list[tuple[Path, Path]], list[Corruption]]:
-    """Badly annotate `share` of the images (see the module docstring); the new (COCO file, images) parts and
-    the corruptions, also written to `out_dir/corruptions.json`."""
+    """Badly annotate `share` of the images with `defects` in turn (see the module docstring); the new (COCO
+    file, images) parts and the corruptions, also written to `out_dir/corruptions.json`."""
     from synthloop.evals.defects import EVERY_INSTANCE_DEFECTS, corrupt_every_instance
     from synthloop.tools.critic.audit import category_name
 
     if not 0.0 <= share <= 1.0:
         raise UtilityError(f"the share of bad samples must be between 0 and 1, got {share}")
+    unknown = [d for d in defects if d not in EVERY_INSTANCE_DEFECTS]
+    if not defects or unknown:
+        raise UtilityError(f"defects must be some of {', '.join(EVERY_INSTANCE_DEFECTS)}, got {list(defects)}")
     loaded = [(file, images, json.loads(Path(file).read_text(encoding="utf-8"))) for file, images in parts]
     everything = [(k, i) for k, (_, _, coco) in enumerate(loaded) for i in range(len(coco["images"]))]
     rng = np.random.default_rng([seed, 0xBAD])
-    chosen = {everything[int(j)] for j in rng.permutation(len(everything))[:round(share * len(everything))]}
+    cut = len(everything) if first is None else min(first, len(everything))
+    chosen = set()
+    for group in (everything[:cut], everything[cut:]):
+        chosen |= {group[int(j)] for j in rng.permutation(len(group))[:round(share * len(group))]}
     new_parts, corruptions, turn = [], [], 0
     for k, (coco_file, images, coco) in enumerate(loaded):
         category_ids = {category_name(c["name"]): c["id"] for c in coco["categories"]}
@@ -141,7 +153,7 @@ def corrupt_export(parts: Sequence[tuple[Path, Path]], out_dir: Path, *, share: 
         for i, (image, item) in enumerate(_items(coco, Path(images))):
             instances = list(item.sample.annotation.instances)
             if (k, i) in chosen:
-                defect = EVERY_INSTANCE_DEFECTS[turn % len(EVERY_INSTANCE_DEFECTS)]
+                defect = defects[turn % len(defects)]
                 injected = corrupt_every_instance(defect, item, np.random.default_rng([seed, k, i]))
                 if injected is not None:
                     turn += 1

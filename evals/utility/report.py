@@ -26,6 +26,15 @@ def _interval(entry: dict[str, float]) -> str:
     return f"[{entry['low']:.3f}, {entry['high']:.3f}]"
 
 
+def _recovery(c: dict[str, Any]) -> str:
+    """What the bad samples cost and what share of it the critic's filtering won back."""
+    share = ("not measurable (no loss shown)" if c["recovered_share"] is None
+             else f"{c['recovered_share']:.0%} of it [{c['recovered_interval'][0]:.0%}, "
+                  f"{c['recovered_interval'][1]:.0%}]")
+    return (f"bad samples cost {c['lost']:+.3f} mAP [{c['lost_interval'][0]:.3f}, {c['lost_interval'][1]:.3f}] "
+            f"(copy_paste − corrupted); the critic recovers {share}")
+
+
 def format_report(report: UtilityReport) -> str:
     """Plain text: the arms (mAP@[.5:.95] with 95% intervals, AP50, seed spread), then the comparisons."""
     s = report.settings
@@ -43,10 +52,7 @@ def format_report(report: UtilityReport) -> str:
         verdict = ("a better" if c["low"] > 0 else "b better" if c["high"] < 0 else "no difference shown")
         lines.append(f"{key:<26}{c['difference']:+8.3f}  {_interval(c):<18}{verdict} ({c['a']} vs {c['b']})")
         if "lost" in c:
-            share = ("not measurable (no loss shown)" if c["recovered_share"] is None
-                     else f"{c['recovered_share']:.0%} of it")
-            lines.append(f"{'':<26}bad samples cost {c['lost']:+.3f} mAP [{c['lost_interval'][0]:.3f}, "
-                         f"{c['lost_interval'][1]:.3f}] (copy_paste − corrupted); the critic recovers {share}")
+            lines.append(f"{'':<26}{_recovery(c)}")
     for name, arm in report.arms.items():
         lines += [f"note ({name}): {n}" for n in arm.notes]
     lines += [f"note: {n}" for n in report.notes]
@@ -109,7 +115,8 @@ def card_section(report: UtilityReport, plot: str = PLOT_NAME) -> str:
         f"A {s['model']} detector trained on each arm's data ({s['size']}² images, {s['train']['epochs']} epochs, "
         f"seeds {list(s['seeds'])}) and scored with COCOeval (bbox mAP@[.5:.95]) on {report.test['source']} "
         f"({report.test['n_images']} images); intervals bootstrap test images and seeds (`synthloop eval utility`).\n",
-        *rows, "", f"![utility comparisons]({plot})\n"])
+        *rows, *[f"\n{key}: {_recovery(c)}." for key, c in report.comparisons.items() if "lost" in c], "",
+        f"![utility comparisons]({plot})\n"])
 
 
 def write_report(report: UtilityReport, out_dir: Path) -> dict[str, Path]:
