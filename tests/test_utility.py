@@ -225,3 +225,8 @@ def test_the_crossfit_pilot_table_reads_the_critic_arms(tiny) -> None:
         for key in set(block[0]) - {"relabel_margin", "missing_score"}:
             values = [e[key] for e in block]
             assert values == sorted(values, reverse=True) and all(0.0 <= v <= 1.0 for v in values)
+
+
+def test_the_critic_comparison_brings_the_clean_arm_its_loss_is_measured_against() -> None:
+    assert UtilitySettings(comparisons=("filtered_vs_unfiltered",)).arms() == ["copy_paste", "corrupted", "filtered"]
+    assert UtilitySettings(comparisons=("best_of_n_vs_single",)).arms() == ["copy_paste", "best_of_n"]

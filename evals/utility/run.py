@@ -141,6 +141,8 @@ class UtilitySettings:
                   and not (c == "anchored_vs_procedural" and self.test_coco is not None and self.train_coco is None)]
         order = ["copy_paste", "shapes", "corrupted", "filtered", "anchored", "best_of_n", "real", "real_synthetic"]
         names = {arm for c in wanted for arm in COMPARISONS[c][:2]}
+        if "filtered_vs_unfiltered" in wanted:
+            names.add("copy_paste")  # what the bad samples cost is measured against the clean arm
         return [a for a in order if a in names]
 
 
