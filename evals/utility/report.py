@@ -19,7 +19,7 @@ from synthloop.tools.io import atomic_write_bytes, atomic_write_json, atomic_wri
 
 CARD_HEADING = "## Downstream utility"
 PLOT_NAME = "utility.png"
-_A, _B, _DIFF = (46, 125, 50), (150, 150, 150), (33, 33, 33)
+_A, _B, _DIFF, _CLEAN = (46, 125, 50), (150, 150, 150), (33, 33, 33), (200, 90, 30)
 
 
 def _interval(entry: dict[str, float]) -> str:
@@ -97,6 +97,13 @@ def draw_comparisons(report: UtilityReport) -> bytes:
         verdict = "separated" if c["separated"] else "overlaps 0"
         draw.text((width - right + 10, y + 18 + 2 * row), f"a - b {c['difference']:+.3f} {_interval(c)} {verdict}",
                   fill=_A if c["low"] > 0 else _DIFF)
+        if "lost" in c and "copy_paste" in report.estimates:  # the clean arm: what the bad samples cost
+            x = left + report.estimates["copy_paste"]["map"] * scale
+            for y0 in range(y + 16, y + 18 + 2 * row, 6):
+                draw.line([x, y0, x, y0 + 3], fill=_CLEAN, width=2)
+            draw.text((left, y + 20 + 2 * row), f"dashed: clean copy_paste {report.estimates['copy_paste']['map']:.3f}"
+                      + (f"; recovered {c['recovered_share']:.0%} of the loss" if c["recovered_share"] is not None
+                         else "; no loss shown"), fill=_CLEAN)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
