@@ -54,6 +54,10 @@ ZoomOption = Annotated[bool, typer.Option("--zoom/--no-zoom", help="Recognisabil
                                                                   "tiles and box windows (small objects; ~8× the "
                                                                   "detector passes).")]
 
+ConsistencyOption = Annotated[bool, typer.Option("--consistency/--no-consistency", help="Label consistency judge: "
+                                                 "flag boxes whose look-alikes in other images carry another label "
+                                                 "(relabelled boxes; one more pass over the images).")]
+
 
 class CliError(Exception):
     """Raised inside commands for a user mistake; `main` prints it on one line."""
@@ -751,6 +755,7 @@ def critique(
         "--detector", help="Add the recognisability judge (relabelled and missing boxes of COCO classes): "
                            "'default' (YOLOv3-tiny from scripts/setup.sh) or a Darknet model folder.")] = None,
     zoom: ZoomOption = True,
+    consistency: ConsistencyOption = True,
 ) -> None:
     """Audit any COCO dataset with the embedded judges; one verdict line per image."""
     from collections import Counter
@@ -769,7 +774,8 @@ def critique(
 
     try:
         rows = audit_coco(coco_json, images, progress=tick, pixel_checks=not no_pixels,
-                          recognisability=detector is not None, detector=_detector_option(detector), zoom=zoom)
+                          recognisability=detector is not None, detector=_detector_option(detector), zoom=zoom,
+                          consistency=consistency)
     except AuditError as exc:
         raise CliError(str(exc)) from exc
     finally:
@@ -898,6 +904,7 @@ def eval_critic_defects(
     classes: Annotated[str | None, typer.Option("--classes", help="COCO classes of --critique-check (comma-"
                                                                   "separated; default the benchmark's eight).")] = None,
     zoom: ZoomOption = True,
+    consistency: ConsistencyOption = True,
 ) -> None:
     """Defect benchmark: per-defect catch rate and clean false rejects of every embedded judge."""
     from synthloop.evals.critic_defects import (
@@ -939,7 +946,7 @@ def eval_critic_defects(
         try:
             chosen = tuple(c.strip() for c in classes.split(",") if c.strip()) if classes else COCO_BENCH_CLASSES
             check = run_critique_check(critique_check, n=n, size=size, seed=seed + 3, share=share, detector=block,
-                                       classes=chosen, zoom=zoom)
+                                       classes=chosen, zoom=zoom, consistency=consistency)
         except ValueError as exc:
             raise CliError(str(exc)) from exc
         typer.echo(format_critique_check(check))

@@ -34,6 +34,7 @@ import numpy as np
 
 from synthloop.evals.defects import COCO_BENCH_CLASSES, DEFECTS, INJECTORS, RULE_VISIBLE, clean_items
 from synthloop.tools.critic.base import Judge, JudgeInput
+from synthloop.tools.critic.consistency import LabelConsistencyJudge
 from synthloop.tools.critic.duplicates import DuplicateIndex, perceptual_hash, pixel_sha256
 from synthloop.tools.critic.embedded import embedded_judges
 from synthloop.tools.critic.recognisability import RecognisabilityJudge, evidence_scores
@@ -249,16 +250,18 @@ def format_calibration(calibration: Calibration) -> str:
 
 @dataclass
 class CritiqueCheck:
-    """Per injected defect: images, caught by the audit, caught by the recognisability judge alone; clean
-    images and how many the audit rejected."""
+    """Per injected defect: images, caught by the audit, by the recognisability judge alone and by the label
+    consistency judge alone; clean images and how many the audit (and each of those judges) rejected."""
 
     n_images: int
     injected: dict[str, int] = field(default_factory=dict)
     caught: dict[str, int] = field(default_factory=dict)
     caught_by_detector: dict[str, int] = field(default_factory=dict)
+    caught_by_consistency: dict[str, int] = field(default_factory=dict)
     n_clean: int = 0
     false_rejects: int = 0
     false_rejects_by_detector: int = 0
+    false_rejects_by_consistency: int = 0
 
 
 def write_injected_coco(work_dir: Path, n: int, size: int, seed: int, share: float = 0.2,
@@ -303,28 +306,31 @@ def score_critique(rows: list[dict], truth: dict[str, str]) -> CritiqueCheck:
         defect = truth.get(str(row["file_name"]), "")
         flagged = row["decision"] != "accept"
         by_detector = row["judges"].get(RecognisabilityJudge.id, "accept") != "accept"
+        by_consistency = row["judges"].get(LabelConsistencyJudge.id, "accept") != "accept"
         if defect:
             check.injected[defect] = check.injected.get(defect, 0) + 1
             check.caught[defect] = check.caught.get(defect, 0) + int(flagged)
             check.caught_by_detector[defect] = check.caught_by_detector.get(defect, 0) + int(by_detector)
+            check.caught_by_consistency[defect] = check.caught_by_consistency.get(defect, 0) + int(by_consistency)
         else:
             check.n_clean += 1
             check.false_rejects += int(flagged)
             check.false_rejects_by_detector += int(by_detector)
+            check.false_rejects_by_consistency += int(by_consistency)
     return check
 
 
 def run_critique_check(work_dir: Path, n: int = 200, size: int = 512, seed: int = 3, share: float = 0.2,
                        detector: object = None, classes: tuple[str, ...] = COCO_BENCH_CLASSES,
-                       zoom: bool = True) -> CritiqueCheck:
+                       zoom: bool = True, consistency: bool = True) -> CritiqueCheck:
     """Write the injected boxes-only COCO (`write_injected_coco`) and audit it as `synthloop critique --detector`
     does (embedded judges, pixel checks, the recognisability judge over `detector`, default YOLOv3-tiny, zoomed
-    views unless `zoom` is False)."""
+    views unless `zoom` is False, the label consistency judge unless `consistency` is False)."""
     from synthloop.tools.critic.audit import audit_coco
 
     truth = write_injected_coco(work_dir, n, size, seed, share, classes=classes)
     rows = audit_coco(Path(work_dir) / "coco.json", Path(work_dir) / "images", recognisability=True,
-                      detector=detector, zoom=zoom)  # type: ignore[arg-type]
+                      detector=detector, zoom=zoom, consistency=consistency)  # type: ignore[arg-type]
     return score_critique(rows, truth)
 
 
@@ -333,9 +339,11 @@ def format_critique_check(check: CritiqueCheck) -> str:
     lines = [f"critique of a boxes-only COCO file, {check.n_images} images:"]
     for defect, total in check.injected.items():
         lines.append(f"  {defect:<12} caught {check.caught[defect]}/{total} ({check.caught[defect] / total:.0%}); by "
-                     f"the recognisability judge alone {check.caught_by_detector[defect]}/{total}")
+                     f"the recognisability judge alone {check.caught_by_detector[defect]}/{total}, by label "
+                     f"consistency alone {check.caught_by_consistency.get(defect, 0)}/{total}")
     if check.n_clean:
         lines.append(f"  untouched images rejected: {check.false_rejects}/{check.n_clean} "
                      f"({check.false_rejects / check.n_clean:.1%}); by the recognisability judge alone "
-                     f"{check.false_rejects_by_detector}/{check.n_clean}")
+                     f"{check.false_rejects_by_detector}/{check.n_clean}, by label consistency alone "
+                     f"{check.false_rejects_by_consistency}/{check.n_clean}")
     return "\n".join(lines)

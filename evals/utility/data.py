@@ -8,8 +8,8 @@
   when asked for); the images are the export's own. With `first`, exactly that share of the first `first`
   images is bad (the training arm) and the same share of the rest (the critic's replacements). Returns what was
   done to which image.
-- `critic_filter`: `audit_coco` (what `synthloop critique` runs) over those files with the given judges; only
-  the images the critic accepts are kept (an edit counts as not kept).
+- `critic_filter`: `audit_coco` (what `synthloop critique` runs, label consistency included) over those files
+  with the given judges; only the images the critic accepts are kept (an edit counts as not kept).
 COCO annotations go to `Instance`s through the audit's own converter and back, so a defect is injected exactly as
 the benchmark injects it.
 """
@@ -176,11 +176,12 @@ class FilterResult:
     kept: dict[str, list[Any]]
 
 
-def critic_filter(parts: Sequence[tuple[Path, Path]], out_dir: Path, extra_judges: Sequence[Any] = ()
-                  ) -> FilterResult:
+def critic_filter(parts: Sequence[tuple[Path, Path]], out_dir: Path, extra_judges: Sequence[Any] = (), *,
+                  consistency: bool = True) -> FilterResult:
     """Audit each COCO file (`audit_coco`, as `synthloop critique` does) with the embedded judges the loop runs
-    on exact labels (boundary evidence off: pasted objects' masks are exact, their edges need not be strong) and
-    `extra_judges`; keep only the accepted images."""
+    on exact labels (boundary evidence off: pasted objects' masks are exact, their edges need not be strong),
+    `extra_judges` and, with `consistency`, the label consistency judge over the file; keep only the accepted
+    images."""
     from synthloop.tools.critic.audit import audit_coco
     from synthloop.tools.critic.duplicates import DuplicateIndex
     from synthloop.tools.critic.embedded import embedded_judges
@@ -190,7 +191,7 @@ def critic_filter(parts: Sequence[tuple[Path, Path]], out_dir: Path, extra_judge
         index = DuplicateIndex()
         judges = embedded_judges(index, boundary_evidence=False, content_checks=False)
         rows = audit_coco(Path(coco_file), Path(images), judges=judges, duplicates=index,
-                          extra_judges=list(extra_judges))
+                          extra_judges=list(extra_judges), consistency=consistency)
         accepted = {row["image_id"] for row in rows if row["decision"] == "accept"}
         coco = json.loads(Path(coco_file).read_text(encoding="utf-8"))
         name = Path(coco_file).name

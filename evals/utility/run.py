@@ -10,8 +10,9 @@ Steps:
    copy_paste (train cut-outs, procedural layout, single render) · shapes (the compositor's procedural shapes)
    · corrupted (copy_paste with `bad_share` of the images badly annotated: shifted, missing, relabelled boxes,
    `evals/defects.py`, exactly that share of the arm's images) · filtered (corrupted, then what the critic
-   accepts: the embedded rules plus the recognisability judge over a detector cross-fitted on the corrupted set
-   itself, since YOLOv3-tiny does not recognise 128² drawings, even zoomed)
+   accepts: the embedded rules, the label consistency judge (look-alikes in other images labelled otherwise)
+   and the recognisability judge over a detector cross-fitted on the corrupted set itself, since YOLOv3-tiny
+   does not recognise 128² drawings, even zoomed)
    · anchored (layout `reference` fitted on `n_reference` boxes-only images of the test domain, disjoint from
    the test images, or on the user's real training COCO) · best_of_n (n renders per layout, the measured
    pairwise judge keeps one) · real / real_synthetic (the user's real training COCO alone and with the

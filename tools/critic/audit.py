@@ -14,6 +14,8 @@ Steps:
 With `recognisability=True` the recognisability judge (`tools/critic/recognisability.py`; YOLOv3-tiny unless a
 detector is given) runs after the rules, looking for the file's categories: relabelled boxes (another class wins
 inside a box) and missing boxes (a confident detection on no box), thresholds from the defect benchmark.
+With `consistency=True` a first pass describes every box and the label consistency judge
+(`tools/critic/consistency.py`) flags boxes whose look-alikes in other images carry another label.
 A missing or unreadable image file is reported on its row (decision reject, judge `audit.image`), so one bad
 file does not stop an audit of thousands. A `file_name` that leads outside the image folder (`../../etc/hostname`,
 an absolute path, a symlink out of it) is never opened: its row is rejected with that reason.
@@ -31,6 +33,7 @@ import numpy as np
 from synthloop.tools.backend import BackendBlock
 from synthloop.tools.coco_file import read_coco_file
 from synthloop.tools.critic.base import Judge, JudgeInput, combine_any_reject
+from synthloop.tools.critic.consistency import ConsistencyIndex, LabelConsistencyJudge
 from synthloop.tools.critic.detector import Detector
 from synthloop.tools.critic.duplicates import DuplicateIndex, perceptual_hash, pixel_sha256
 from synthloop.tools.critic.embedded import embedded_judges
@@ -162,13 +165,14 @@ def audit_coco(coco_path: Path, images_dir: Path, *, judges: list[Judge] | None 
                duplicates: DuplicateIndex | None = None, progress: Progress | None = None,
                pixel_checks: bool = True, recognisability: bool = False,
                detector: Detector | BackendBlock | dict[str, Any] | str | None = None, zoom: bool = True,
-               extra_judges: Sequence[Judge] = ()) -> list[dict[str, Any]]:
+               consistency: bool = False, extra_judges: Sequence[Judge] = ()) -> list[dict[str, Any]]:
     """Judge every image of a COCO file; return one row per image (see the module docstring).
 
     `judges` replace the embedded rule judges; `extra_judges` come after them. With `recognisability`, the
     recognisability judge (`detector`: a detector or detector block, default YOLOv3-tiny) looks for the file's
     categories, on the whole image and, with `zoom`, on enlarged tiles and box windows; its thresholds are the
-    defect benchmark's calibration for that view mode."""
+    defect benchmark's calibration for that view mode. With `consistency`, a first pass describes every box and
+    the label consistency judge flags boxes whose look-alikes in other images carry another label."""
     coco = load_coco(Path(coco_path))
     if not Path(images_dir).is_dir():
         raise AuditError(f"image folder not found: {images_dir}")
@@ -184,6 +188,8 @@ def audit_coco(coco_path: Path, images_dir: Path, *, judges: list[Judge] | None 
     for ann in coco.get("annotations", []):
         if isinstance(ann, dict):
             by_image.setdefault(str(ann.get("image_id")), []).append(ann)
+    if consistency:
+        judges.append(LabelConsistencyJudge(consistency_index(coco["images"], by_image, categories, Path(images_dir))))
 
     rows = []
     total = len(coco["images"])
@@ -193,6 +199,32 @@ def audit_coco(coco_path: Path, images_dir: Path, *, judges: list[Judge] | None 
         if progress is not None:
             progress(position + 1, total)
     return rows
+
+
+def consistency_index(images: Sequence[dict[str, Any]], by_image: dict[str, list[dict[str, Any]]],
+                      categories: dict[Any, str], images_dir: Path) -> ConsistencyIndex:
+    """Every usable box of the file described for the label consistency judge (images that cannot be read and
+    annotations that cannot be converted are left out here; the audit reports them)."""
+    index = ConsistencyIndex()
+    for image in images:
+        path = images_dir / str(image["file_name"])
+        if not confined(images_dir, path):
+            continue
+        try:
+            pixels = _read_image(path)
+        except (OSError, ValueError):
+            continue
+        height, width = pixels.shape[:2]
+        instances = []
+        for ann in by_image.get(str(image["id"]), []):
+            try:
+                instance = coco_instance(ann, categories, height, width)
+            except (ValueError, TypeError):
+                continue
+            if instance is not None:
+                instances.append(instance)
+        index.add_image(str(image["file_name"]), pixels, instances)
+    return index
 
 
 def recognisability_judge(detector: Detector | BackendBlock | dict[str, Any] | str | None,
