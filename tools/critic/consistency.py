@@ -4,15 +4,17 @@ labelled "dog" is likely relabelled.
 Every annotated box of the dataset gets a small appearance descriptor of its crop (no model: the crop at 16 × 16,
 standardised; its colour histogram; its gradient-orientation histogram; its aspect ratio; L2-normalised). An
 instance is judged by its `k` nearest look-alikes (cosine similarity) among the instances of *other* images, so
-that an image whose every box was relabelled cannot vouch for itself: when at most `max_agreement` of them share
-its label, the instance is flagged, naming the label its look-alikes carry.
+that an image whose every box was relabelled cannot vouch for itself. It is flagged when at most `max_agreement`
+of them share its label and the label most of them carry is more frequent among them than chance allows: the
+binomial tail P(X ≥ count) with that label's share of the dataset is below `alpha` (so a rare class that looks
+like a common one is not flagged for having common-class look-alikes).
 
 This is the k-nearest-neighbour view of confident learning (a label is suspect when the data around it disagrees).
 It needs look-alikes: it speaks where a class's appearances recur across the dataset (copy-paste data reuses its
-cut-outs; real photos of one product line), and it stays silent (no flag) where the index holds fewer than `k`
-instances from other images. Measured on the utility eval's pool (240 copy-paste images at 128², 4 classes, 20%
-badly annotated; k = 10, agreement 0): relabelled images caught 94%, clean images rejected 1.0%
-(`/work/notes/exp/consistency_proto.py`, the descriptor this module implements).
+cut-outs; real photos of one product line), and it stays silent where the index holds fewer than `k` instances
+from other images. Measured (k = 10, agreement 0, alpha 0.001): on the critique check's boxes-only COCO (200
+copy-paste images at 512², 8 COCO classes, 20 relabelled and 20 with a missing box; the label consistency judge
+alone) relabelled images caught 16/20, untouched ones rejected 2/160; on the utility eval's pool see its report.
 """
 
 from __future__ import annotations
