@@ -41,8 +41,8 @@ def _scene(seed: int, objects: list[tuple[str, str]]) -> tuple[np.ndarray, list[
 
 
 def _item(image: np.ndarray, instances: list[Instance], key: str) -> JudgeInput:
-    sample = Sample(id=key.replace(".", "_"), index=0, attempt=0, seed=0, split="train", image_path=key, width=SIZE, height=SIZE,
-                    layout=Layout(width=SIZE, height=SIZE, objects=[], seed=0),
+    sample = Sample(id=key.replace(".", "_"), index=0, attempt=0, seed=0, split="train", image_path=key,
+                    width=SIZE, height=SIZE, layout=Layout(width=SIZE, height=SIZE, objects=[], seed=0),
                     annotation=Annotation(instances=instances))
     spec = TaskSpec(objects=[ObjectSpec(name=c, min_count=0, max_count=2) for c in LOOKS], n_images=1, width=SIZE,
                     height=SIZE)
@@ -87,10 +87,24 @@ def test_a_minority_label_among_look_alikes_is_not_flagged_by_chance() -> None:
     scenes = _dataset(18, [("tomato", "tomato")] * 4)
     image, instances = scenes["000.png"]
     scenes["000.png"] = (image, [instances[0].model_copy(update={"category": "cherry"}), *instances[1:]])
-    judge = LabelConsistencyJudge(_index(scenes))
+    judge = LabelConsistencyJudge(_index(scenes), min_class_agreement=0.0)  # the chance test alone
     verdict = judge.judge(_item(*scenes["000.png"], "000.png"))
     assert verdict.decision == "accept" and verdict.scores["min_label_agreement"] == 0.0
     assert binomial_tail(10, 10, 0.9) > judge.alpha > binomial_tail(10, 10, 0.5)
+
+
+def test_a_class_the_descriptor_does_not_tell_apart_is_not_judged() -> None:
+    """Cherries drawn exactly like tomatoes (all in one image, so none vouches for another): every cherry's
+    look-alikes are tomatoes, beyond chance, but no cherry anywhere has cherry look-alikes, so the dataset gives no
+    basis to call a cherry box relabelled."""
+    scenes = _dataset(20, [("tomato", "tomato"), ("cucumber", "cucumber")])
+    scenes["cherries.png"] = _scene(77, [("tomato", "cherry")] * 4)
+    index = _index(scenes)
+    agreement = index.class_agreement(10)
+    assert agreement["cherry"] == 0.0 and min(agreement["tomato"], agreement["cucumber"]) >= 0.5
+    item = _item(*scenes["cherries.png"], "cherries.png")
+    assert LabelConsistencyJudge(index, min_class_agreement=0.0).judge(item).decision == "reject"
+    assert LabelConsistencyJudge(index).judge(item).decision == "accept"
 
 
 def test_too_few_look_alikes_say_nothing() -> None:

@@ -30,6 +30,7 @@ from synthloop.tools.types import Decision, Instance, Verdict
 
 CROP_SIDE = 16
 MIN_BOX_SIDE = 4.0  # boxes thinner than this have no crop worth describing
+CLASS_SAMPLE = 2000  # instances queried to measure how well each class groups (bounds the cost on big files)
 
 
 def crop_descriptor(image: np.ndarray, bbox: Sequence[float]) -> np.ndarray | None:
@@ -96,6 +97,17 @@ class ConsistencyIndex:
         nearest = np.argsort(-similarity, kind="stable")[:min(k, usable)]
         return [self._labels[int(i)] for i in nearest]
 
+    def class_agreement(self, k: int, *, most: int = CLASS_SAMPLE) -> dict[str, float]:
+        """Per label, the median share of its instances' `k` look-alikes (other images) that carry it: how well
+        the descriptor groups that class in this dataset. At most `most` instances are queried (an even spread)."""
+        chosen = np.linspace(0, len(self) - 1, min(most, len(self))).round().astype(int) if len(self) else []
+        shares: dict[str, list[float]] = {}
+        for i in dict.fromkeys(int(j) for j in chosen):
+            labels = self.look_alikes(self._images[i], self._descriptors[i], k)
+            if len(labels) == k:
+                shares.setdefault(self._labels[i], []).append(labels.count(self._labels[i]) / k)
+        return {label: float(np.median(values)) for label, values in shares.items()}
+
 
 class LabelConsistencyJudge(BaseJudge):
     """Rejects instances whose look-alikes in other images carry another label (see the module docstring)."""
@@ -103,21 +115,27 @@ class LabelConsistencyJudge(BaseJudge):
     id = "dataset.label_consistency"
 
     def __init__(self, index: ConsistencyIndex, *, k: int = 10, max_agreement: float = 0.0,
-                 alpha: float = 0.001) -> None:
+                 alpha: float = 0.001, min_class_agreement: float = 0.5) -> None:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         self.index = index
         self.k = k
         self.max_agreement = max_agreement
         self.alpha = alpha
+        self.min_class_agreement = min_class_agreement
         self._shares: dict[str, float] = {}
+        self._class_agreement: dict[str, float] | None = None
 
     def judge(self, item: JudgeInput) -> Verdict:
         """Query the index for every instance of the sample."""
         annotation = item.sample.annotation
         reasons: list[str] = []
         lowest = float("inf")
+        if self._class_agreement is None:
+            self._class_agreement = self.index.class_agreement(self.k)
         for i, inst in enumerate(annotation.instances if annotation is not None else []):
+            if self._class_agreement.get(inst.category, 0.0) < self.min_class_agreement:
+                continue  # the descriptor does not group this class here: its look-alikes say nothing
             descriptor = crop_descriptor(np.asarray(item.image), inst.bbox)
             if descriptor is None:
                 continue
