@@ -9,12 +9,19 @@ of them share its label and the label most of them carry is more frequent among 
 binomial tail P(X ≥ count) with that label's share of the dataset is below `alpha` (so a rare class that looks
 like a common one is not flagged for having common-class look-alikes).
 
+Only classes the descriptor groups in this dataset are judged: a class whose instances' look-alikes carry its
+own label less than half the time (median over its instances, `min_class_agreement`) gives no basis for calling
+one of its boxes relabelled, and is left alone (in the critique check's copy-paste data: bird, 0.3–0.4; every
+other class 0.8–1.0).
+
 This is the k-nearest-neighbour view of confident learning (a label is suspect when the data around it disagrees).
 It needs look-alikes: it speaks where a class's appearances recur across the dataset (copy-paste data reuses its
 cut-outs; real photos of one product line), and it stays silent where the index holds fewer than `k` instances
-from other images. Measured (k = 10, agreement 0, alpha 0.001): on the critique check's boxes-only COCO (200
-copy-paste images at 512², 8 COCO classes, 20 relabelled and 20 with a missing box; the label consistency judge
-alone) relabelled images caught 16/20, untouched ones rejected 2/160; on the utility eval's pool see its report.
+from other images. Measured, the judge alone (k = 10, agreement 0, alpha 0.001, class agreement 0.5): on the
+critique check's boxes-only COCO files (`synthloop eval critic-defects --n 200 --critique-check DIR --seed S`:
+200 copy-paste images at 512², 8 COCO classes, 20 relabelled images) seed 0: relabels 14/20, untouched images
+rejected 0/160; seed 1: 18/20, 2/160 (without the class test: 15/160, nearly all birds); on the utility eval's
+pool (240 images at 128², 4 classes): relabels 14/16, clean 0/192.
 """
 
 from __future__ import annotations
