@@ -121,9 +121,7 @@ def test_descriptors_are_unit_length_and_skip_slivers() -> None:
     assert crop_descriptor(image, (200, 200, 20, 20)) is None
 
 
-def test_critique_finds_a_relabelled_box_in_a_coco_file_and_can_leave_it_out(tmp_path: Path) -> None:
-    scenes = _dataset(12, [("tomato", "tomato"), ("cucumber", "cucumber")])
-    scenes["bad.png"] = _scene(99, [("tomato", "cucumber"), ("cucumber", "cucumber")])
+def _write_coco(tmp_path: Path, scenes: dict[str, tuple[np.ndarray, list[Instance]]]) -> Path:
     ids = {"tomato": 1, "cucumber": 2}
     images, annotations = [], []
     (tmp_path / "images").mkdir()
@@ -135,8 +133,33 @@ def test_critique_finds_a_relabelled_box_in_a_coco_file_and_can_leave_it_out(tmp
     coco = tmp_path / "coco.json"
     coco.write_text(json.dumps({"images": images, "annotations": annotations,
                                 "categories": [{"id": v, "name": k} for k, v in ids.items()]}))
+    return coco
+
+
+def test_critique_finds_a_relabelled_box_in_a_coco_file_and_can_leave_it_out(tmp_path: Path) -> None:
+    scenes = _dataset(12, [("tomato", "tomato"), ("cucumber", "cucumber")])
+    scenes["bad.png"] = _scene(99, [("tomato", "cucumber"), ("cucumber", "cucumber")])
+    coco = _write_coco(tmp_path, scenes)
     rows = audit_coco(coco, tmp_path / "images", pixel_checks=False, consistency=True)
     flagged = [r["file_name"] for r in rows if r["judges"].get("dataset.label_consistency") == "reject"]
     assert flagged == ["bad.png"]
     without = audit_coco(coco, tmp_path / "images", pixel_checks=False)
     assert all("dataset.label_consistency" not in r["judges"] for r in without)
+
+
+def test_in_an_audit_the_look_alikes_overrule_a_detector_that_takes_tomatoes_for_cucumbers(tmp_path: Path) -> None:
+    from helpers_judges import ScriptedDetector
+
+    from synthloop.tools.critic.detector import Detection
+
+    scenes = _dataset(12, [("tomato", "tomato"), ("cucumber", "cucumber")])
+    coco = _write_coco(tmp_path, scenes)
+    mistaken = ScriptedDetector([Detection("cucumber", (4.0, 4.0, 22.0, 22.0), 0.9)])  # over every first object
+
+    def flagged(consistency: bool) -> int:
+        rows = audit_coco(coco, tmp_path / "images", pixel_checks=False, recognisability=True, detector=mistaken,
+                          zoom=False, consistency=consistency)
+        return sum(r["judges"]["detector.recognisability"] == "reject" for r in rows)
+
+    assert flagged(consistency=False) >= 10, "the detector alone calls the tomatoes cucumbers"
+    assert flagged(consistency=True) == 0, "their look-alikes in other images are labelled tomato"

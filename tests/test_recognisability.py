@@ -103,6 +103,30 @@ def test_a_relabelled_box_is_rejected_when_another_class_clearly_wins_inside_it(
     assert close.decision is Decision.accept, "a margin below the threshold is not evidence enough"
 
 
+def test_the_datasets_look_alikes_overrule_the_detector_where_they_speak() -> None:
+    """support(image, pixels, box, label) → share of the box's look-alikes carrying `label` (None: no basis)."""
+    asked: list[tuple[tuple[float, ...], str]] = []
+
+    def support(shares: dict[str, float | None]):
+        def share(key: str, image: np.ndarray, bbox, label: str) -> float | None:
+            asked.append((tuple(bbox), label))
+            return shares.get(label)
+        return share
+
+    relabel = [Detection("bird", BIRD, 0.6), Detection("car", BIRD, 0.1)]
+    vouched = _judge(relabel, [_inst("car", BIRD)], relabel_margin=0.3, support=support({"car": 0.8}))
+    assert vouched.decision is Decision.accept and vouched.scores["overruled_by_look_alikes"] == 1.0
+    assert asked == [(BIRD, "car")], "the labelled box is looked up under its own label"
+    for shares in ({"car": 0.2}, {}):  # look-alikes disagree, or say nothing: the detector's flag stands
+        assert _judge(relabel, [_inst("car", BIRD)], relabel_margin=0.3,
+                      support=support(shares)).decision is Decision.reject
+    missing = [Detection("bird", BIRD, 0.9), Detection("car", CAR, 0.7)]
+    unlike = _judge(missing, [_inst("bird", BIRD)], missing_score=0.5, support=support({"car": 0.1, "bird": 1.0}))
+    assert unlike.decision is Decision.accept, "what it found looks like no labelled car"
+    alike = _judge(missing, [_inst("bird", BIRD)], missing_score=0.5, support=support({"car": 0.9, "bird": 1.0}))
+    assert alike.reasons == ["unannotated car detected at (60, 60, 40, 30), score 0.70"]
+
+
 def test_a_confident_unannotated_detection_means_a_missing_box() -> None:
     detections = [Detection("bird", BIRD, 0.9), Detection("car", CAR, 0.7)]
     verdict = _judge(detections, [_inst("bird", BIRD)], missing_score=0.5)

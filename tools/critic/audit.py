@@ -15,7 +15,8 @@ With `recognisability=True` the recognisability judge (`tools/critic/recognisabi
 detector is given) runs after the rules, looking for the file's categories: relabelled boxes (another class wins
 inside a box) and missing boxes (a confident detection on no box), thresholds from the defect benchmark.
 With `consistency=True` a first pass describes every box and the label consistency judge
-(`tools/critic/consistency.py`) flags boxes whose look-alikes in other images carry another label.
+(`tools/critic/consistency.py`) flags boxes whose look-alikes in other images carry another label; those
+look-alikes also overrule the recognisability judge where they speak (see its `support`).
 A missing or unreadable image file is reported on its row (decision reject, judge `audit.image`), so one bad
 file does not stop an audit of thousands. A `file_name` that leads outside the image folder (`../../etc/hostname`,
 an absolute path, a symlink out of it) is never opened: its row is rejected with that reason.
@@ -182,14 +183,16 @@ def audit_coco(coco_path: Path, images_dir: Path, *, judges: list[Judge] | None 
     categories = {c.get("id"): category_name(c.get("name", "object")) for c in coco.get("categories", [])
                   if isinstance(c, dict)}
     judges = [*judges, *extra_judges]
-    if recognisability:
-        judges.append(recognisability_judge(detector, list(dict.fromkeys(categories.values())), zoom=zoom))
     by_image: dict[str, list[dict[str, Any]]] = {}
     for ann in coco.get("annotations", []):
         if isinstance(ann, dict):
             by_image.setdefault(str(ann.get("image_id")), []).append(ann)
-    if consistency:
-        judges.append(LabelConsistencyJudge(consistency_index(coco["images"], by_image, categories, Path(images_dir))))
+    looks = consistency_index(coco["images"], by_image, categories, Path(images_dir)) if consistency else None
+    if recognisability:
+        judges.append(recognisability_judge(detector, list(dict.fromkeys(categories.values())), zoom=zoom,
+                                            support=looks.support if looks is not None else None))
+    if looks is not None:
+        judges.append(LabelConsistencyJudge(looks))
 
     rows = []
     total = len(coco["images"])
@@ -228,14 +231,15 @@ def consistency_index(images: Sequence[dict[str, Any]], by_image: dict[str, list
 
 
 def recognisability_judge(detector: Detector | BackendBlock | dict[str, Any] | str | None,
-                          classes: list[str], *, zoom: bool = True) -> Judge:
-    """The recognisability judge over `detector` (None: YOLOv3-tiny) for `classes`, zoomed views or not;
-    AuditError when the detector cannot be loaded."""
+                          classes: list[str], *, zoom: bool = True, support: Any = None) -> Judge:
+    """The recognisability judge over `detector` (None: YOLOv3-tiny) for `classes`, zoomed views or not, its
+    flags overruled by `support` (the label consistency index's) where that speaks; AuditError when the detector
+    cannot be loaded."""
     from synthloop.tools.critic.detector import DetectorError
     from synthloop.tools.critic.recognisability import RecognisabilityJudge
 
     try:
-        return RecognisabilityJudge(detector, classes=classes, zoom=zoom)
+        return RecognisabilityJudge(detector, classes=classes, zoom=zoom, support=support)
     except DetectorError as exc:
         raise AuditError(f"detector: {exc}") from exc
 

@@ -74,6 +74,7 @@ class ConsistencyIndex:
         self._labels: list[str] = []
         self._images: list[str] = []
         self._matrix: np.ndarray | None = None
+        self._agreement: dict[tuple[int, int], dict[str, float]] = {}
 
     def __len__(self) -> int:
         return len(self._labels)
@@ -87,6 +88,7 @@ class ConsistencyIndex:
                 self._labels.append(inst.category)
                 self._images.append(image_key)
         self._matrix = None
+        self._agreement = {}
 
     def label_share(self, label: str) -> float:
         """The share of the indexed instances that carry `label`."""
@@ -104,16 +106,30 @@ class ConsistencyIndex:
         nearest = np.argsort(-similarity, kind="stable")[:min(k, usable)]
         return [self._labels[int(i)] for i in nearest]
 
+    def support(self, image_key: str, image: np.ndarray, bbox: Sequence[float], label: str, *, k: int = 10,
+                min_class_agreement: float = 0.5) -> float | None:
+        """The share of the `k` look-alikes (other images) of the box's crop that carry `label`; None where the
+        dataset gives no basis: a class the descriptor does not group here, an unusable crop, too few look-alikes."""
+        if self.class_agreement(k).get(label, 0.0) < min_class_agreement:
+            return None
+        descriptor = crop_descriptor(image, bbox)
+        labels = self.look_alikes(image_key, descriptor, k) if descriptor is not None else []
+        return labels.count(label) / k if len(labels) == k else None
+
     def class_agreement(self, k: int, *, most: int = CLASS_SAMPLE) -> dict[str, float]:
         """Per label, the median share of its instances' `k` look-alikes (other images) that carry it: how well
-        the descriptor groups that class in this dataset. At most `most` instances are queried (an even spread)."""
+        the descriptor groups that class in this dataset. At most `most` instances are queried (an even spread);
+        computed once per `k`."""
+        if (k, most) in self._agreement:
+            return self._agreement[(k, most)]
         chosen = np.linspace(0, len(self) - 1, min(most, len(self))).round().astype(int) if len(self) else []
         shares: dict[str, list[float]] = {}
         for i in dict.fromkeys(int(j) for j in chosen):
             labels = self.look_alikes(self._images[i], self._descriptors[i], k)
             if len(labels) == k:
                 shares.setdefault(self._labels[i], []).append(labels.count(self._labels[i]) / k)
-        return {label: float(np.median(values)) for label, values in shares.items()}
+        self._agreement[(k, most)] = {label: float(np.median(values)) for label, values in shares.items()}
+        return self._agreement[(k, most)]
 
 
 class LabelConsistencyJudge(BaseJudge):
@@ -131,17 +147,15 @@ class LabelConsistencyJudge(BaseJudge):
         self.alpha = alpha
         self.min_class_agreement = min_class_agreement
         self._shares: dict[str, float] = {}
-        self._class_agreement: dict[str, float] | None = None
 
     def judge(self, item: JudgeInput) -> Verdict:
         """Query the index for every instance of the sample."""
         annotation = item.sample.annotation
         reasons: list[str] = []
         lowest = float("inf")
-        if self._class_agreement is None:
-            self._class_agreement = self.index.class_agreement(self.k)
+        grouped = self.index.class_agreement(self.k)
         for i, inst in enumerate(annotation.instances if annotation is not None else []):
-            if self._class_agreement.get(inst.category, 0.0) < self.min_class_agreement:
+            if grouped.get(inst.category, 0.0) < self.min_class_agreement:
                 continue  # the descriptor does not group this class here: its look-alikes say nothing
             descriptor = crop_descriptor(np.asarray(item.image), inst.bbox)
             if descriptor is None:

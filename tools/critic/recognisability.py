@@ -27,6 +27,10 @@ Checks (thresholds calibrated on the defect benchmark, `synthloop eval critic-de
   objects too, so this is for asking for easy samples, not a default rejection).
 `policy="reject"` (default) rejects on any check; `"edit"` asks for a re-render (the labels of an exact
 renderer are right by construction, so a disagreement means the pixels do not show them recognisably).
+With a `support` (an audit passes its label consistency index, `tools/critic/consistency.py`), the dataset's own
+labelled look-alikes overrule the detector where they speak: a relabel flag is dropped when at least half of the
+box's look-alikes in other images carry its label (the detector errs: a ram it takes for a bird), an unannotated
+detection when fewer than half of its look-alikes carry the detected class (a tennis ball it takes for an orange).
 
 Scores: `recognisability` (mean over judged instances; absent when none), `min_recognisability`,
 `max_rival_margin`, `max_unannotated_score`, `n_judged`.
@@ -36,7 +40,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -65,6 +69,10 @@ INSIDE_SHARE = 0.5  # a detection mostly inside an annotated box belongs to it (
 # YOLOv3-tiny's low recall on these composites is the ceiling: a box it does not recognise cannot be judged.
 CALIBRATION = {"image": {"relabel_margin": 0.29, "missing_score": 0.45},
                "zoom": {"relabel_margin": 0.49, "missing_score": 0.56}}
+SUPPORT_SHARE = 0.5  # look-alikes carrying a label from this share on vouch for it
+# (image key, RGB pixels, xywh box, label) → share of the box's look-alikes in other images that carry the label,
+# or None where the dataset gives no basis.
+LabelSupport = Callable[[str, np.ndarray, Sequence[float], str], float | None]
 
 
 def default_detector_dir() -> Path | None:
@@ -221,7 +229,8 @@ class RecognisabilityJudge(BaseJudge):
                  relabel_margin: float | None = None, missing_score: float | None = None,
                  min_recognisability: float = 0.0,
                  overlap_iou: float = 0.3, free_iou: float = 0.3, zoom: bool = False,
-                 policy: Literal["reject", "edit"] = "reject", classes: Sequence[str] | None = None) -> None:
+                 policy: Literal["reject", "edit"] = "reject", classes: Sequence[str] | None = None,
+                 support: LabelSupport | None = None) -> None:
         if policy not in ("reject", "edit"):
             raise DetectorError(f"unknown policy '{policy}' (reject | edit)")
         if not (0.0 < overlap_iou <= 1.0 and 0.0 < free_iou <= 1.0):
@@ -235,6 +244,7 @@ class RecognisabilityJudge(BaseJudge):
         self.zoom = zoom
         self.policy = policy
         self.classes = list(classes) if classes is not None else None
+        self.support = support
 
     def measure(self, item: JudgeInput) -> Evidence:
         """The detector's evidence for this sample."""
@@ -248,10 +258,14 @@ class RecognisabilityJudge(BaseJudge):
         instances = list(item.sample.annotation.instances) if item.sample.annotation else []
         evidence = self.measure(item)
         reasons = []
+        overruled = 0
         for index, (inst, ev) in enumerate(zip(instances, evidence.instances, strict=True)):
             if ev is None:
                 continue
             if ev.rival_margin >= self.relabel_margin and ev.rival_class is not None:
+                if self._supported(item, inst.bbox, inst.category, at_least=True):
+                    overruled += 1  # the box's look-alikes in other images carry its label: the detector errs
+                    continue
                 reasons.append(f"instance {index} ({inst.category}): the detector sees {ev.rival_class} there "
                                f"({ev.rival:.2f}), {inst.category} only {ev.recognisability:.2f}")
             elif ev.recognisability < self.min_recognisability:
@@ -259,16 +273,32 @@ class RecognisabilityJudge(BaseJudge):
                                f"< {self.min_recognisability:.2f}")
         for det in evidence.unannotated:
             if det.score >= self.missing_score:
+                if self._supported(item, det.bbox, det.category, at_least=False):
+                    overruled += 1  # what it found looks like no labelled object of that class
+                    continue
                 x, y, w, h = det.bbox
                 reasons.append(f"unannotated {det.category} detected at ({x:.0f}, {y:.0f}, {w:.0f}, {h:.0f}), "
                                f"score {det.score:.2f}")
         scores = evidence_scores(evidence)
+        if self.support is not None:
+            scores["overruled_by_look_alikes"] = float(overruled)
         if not reasons:
             return Verdict(judge=self.id, decision=Decision.accept, reasons=[], scores=scores)
         if self.policy == "edit":
             return Verdict(judge=self.id, decision=Decision.edit, reasons=reasons, scores=scores,
                            fix="re-render: the detector does not see the annotated objects as labelled")
         return Verdict(judge=self.id, decision=Decision.reject, reasons=reasons, scores=scores)
+
+
+    def _supported(self, item: JudgeInput, bbox: Sequence[float], label: str, *, at_least: bool) -> bool:
+        """With a label support (a dataset's look-alikes): True when it speaks and its share of `label` is at least
+        SUPPORT_SHARE (`at_least`) or below it (not `at_least`)."""
+        if self.support is None:
+            return False
+        share = self.support(item.sample.image_path, np.asarray(item.image), bbox, label)
+        if share is None:
+            return False
+        return share >= SUPPORT_SHARE if at_least else share < SUPPORT_SHARE
 
 
 def evidence_scores(evidence: Evidence) -> dict[str, float]:
