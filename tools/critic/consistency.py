@@ -73,7 +73,8 @@ class ConsistencyIndex:
         self._descriptors: list[np.ndarray] = []
         self._labels: list[str] = []
         self._images: list[str] = []
-        self._matrix: np.ndarray | None = None
+        self._matrix: np.ndarray | None = None  # the descriptors and image keys as arrays, built on first query
+        self._image_keys: np.ndarray | None = None
         self._agreement: dict[tuple[int, int], dict[str, float]] = {}
 
     def __len__(self) -> int:
@@ -87,7 +88,7 @@ class ConsistencyIndex:
                 self._descriptors.append(descriptor)
                 self._labels.append(inst.category)
                 self._images.append(image_key)
-        self._matrix = None
+        self._matrix = self._image_keys = None
         self._agreement = {}
 
     def label_share(self, label: str) -> float:
@@ -96,12 +97,12 @@ class ConsistencyIndex:
 
     def look_alikes(self, image_key: str, descriptor: np.ndarray, k: int) -> list[str]:
         """The labels of the `k` most similar instances of other images (fewer when the index holds fewer)."""
-        if self._matrix is None:
-            self._matrix = np.stack(self._descriptors) if self._descriptors else np.zeros((0, 1), np.float32)
         if not len(self):
             return []
+        if self._matrix is None or self._image_keys is None:
+            self._matrix, self._image_keys = np.stack(self._descriptors), np.asarray(self._images)
         similarity = self._matrix @ descriptor
-        similarity[np.asarray(self._images) == image_key] = -np.inf
+        similarity[self._image_keys == image_key] = -np.inf
         usable = int(np.isfinite(similarity).sum())
         nearest = np.argsort(-similarity, kind="stable")[:min(k, usable)]
         return [self._labels[int(i)] for i in nearest]

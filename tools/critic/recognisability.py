@@ -289,7 +289,6 @@ class RecognisabilityJudge(BaseJudge):
                            fix="re-render: the detector does not see the annotated objects as labelled")
         return Verdict(judge=self.id, decision=Decision.reject, reasons=reasons, scores=scores)
 
-
     def _supported(self, item: JudgeInput, bbox: Sequence[float], label: str, *, at_least: bool) -> bool:
         """With a label support (a dataset's look-alikes): True when it speaks and its share of `label` is at least
         SUPPORT_SHARE (`at_least`) or below it (not `at_least`)."""
