@@ -112,7 +112,6 @@ class ImageHits:
     by_size: ImageHits | None = None  # the same counts with SIZE_BINS in place of the classes
 
 
-
 def score_image(truths: Sequence[tuple[str, tuple[float, float, float, float]]], detections: Sequence[Detection],
                 *, iou_threshold: float = DEFAULT_IOU, min_score: float = DEFAULT_MIN_SCORE) -> ImageHits:
     """Hits of one image. `truths`: (COCO class, xywh box); `detections`: categories already COCO names."""

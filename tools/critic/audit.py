@@ -218,16 +218,25 @@ def consistency_index(images: Sequence[dict[str, Any]], by_image: dict[str, list
         except (OSError, ValueError):
             continue
         height, width = pixels.shape[:2]
-        instances = []
-        for ann in by_image.get(str(image["id"]), []):
-            try:
-                instance = coco_instance(ann, categories, height, width)
-            except (ValueError, TypeError):
-                continue
-            if instance is not None:
-                instances.append(instance)
-        index.add_image(str(image["file_name"]), pixels, instances)
+        index.add_image(str(image["file_name"]), pixels,
+                        convert_annotations(by_image.get(str(image["id"]), []), categories, height, width)[0])
     return index
+
+
+def convert_annotations(anns: Sequence[dict[str, Any]], categories: dict[Any, str], height: int, width: int
+                        ) -> tuple[list[Instance], list[str]]:
+    """One image's annotations as Instances (`coco_instance`; crowd regions left out), and a problem line for each
+    annotation that cannot be converted."""
+    instances, problems = [], []
+    for ann in anns:
+        try:
+            instance = coco_instance(ann, categories, height, width)
+        except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+            problems.append(f"annotation {ann.get('id')}: {str(exc).splitlines()[0]}")
+            continue
+        if instance is not None:
+            instances.append(instance)
+    return instances, problems
 
 
 def recognisability_judge(detector: Detector | BackendBlock | dict[str, Any] | str | None,
@@ -261,16 +270,8 @@ def _audit_image(image: dict[str, Any], position: int, anns: list[dict[str, Any]
     checks: list[str] = []
     if (image.get("width"), image.get("height")) not in ((width, height), (None, None)):
         checks.append(f"COCO size {image.get('width')}×{image.get('height')} ≠ image file {width}×{height}")
-    instances = []
-    for ann in anns:
-        try:
-            instance = coco_instance(ann, categories, height, width)
-        except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
-            first = str(exc).splitlines()[0]
-            checks.append(f"annotation {ann.get('id')}: {first}")
-            continue
-        if instance is not None:
-            instances.append(instance)
+    instances, problems = convert_annotations(anns, categories, height, width)
+    checks += problems
     sample_id = _sample_id(image["id"], position)
     sample = Sample(
         id=sample_id, index=position, attempt=0, seed=0, split="audit", image_path=str(image["file_name"]),
